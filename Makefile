@@ -1,0 +1,35 @@
+# cardvault — two commands: `make serve` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install serve test test-fast bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the service on 127.0.0.1:8000 with SQLite in ./.cardvault/
+serve: $(STAMP)
+	$(BIN)/cardvault serve
+
+## Run the whole suite (SQLite and PostgreSQL)
+test: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+## Token endpoint and API figures with a real load generator (wrk)
+bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/run.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .cardvault .pytest_cache .mypy_cache .ruff_cache

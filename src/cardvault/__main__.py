@@ -1,0 +1,3 @@
+from cardvault.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The resource server: bearer-token guard and the vault APIs."""

@@ -1,0 +1,88 @@
+"""Audit records (PCI DSS 10.2): who, what, when, from where, outcome.
+
+Administrative changes are written in the same transaction as the change
+(:func:`write_audit`). The token endpoint, which may issue thousands of tokens a
+second, hands its records to an :class:`AuditBuffer` that writes them in batches every
+``audit_flush_interval`` (50 ms by default) and on shutdown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections import deque
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from cardvault.store.db import Database
+from cardvault.store.models import AuditEvent
+from cardvault.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING = 200_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditRecord:
+    actor_type: str  # service_account | person | system | anonymous
+    actor_id: str | None
+    action: str  # e.g. token.issue, service_account.delete
+    outcome: str  # success | failure
+    reason: str | None = None
+    org_id: str | None = None
+    vault_id: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    source_ip: str | None = None
+    details: dict[str, Any] | None = None
+    occurred_at: dt.datetime = dataclasses.field(default_factory=utcnow)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(AuditRecord))
+
+
+def _row(record: AuditRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in _FIELDS}
+
+
+def write_audit(session: Session, record: AuditRecord) -> None:
+    """Append ``record`` inside the caller's transaction."""
+    session.add(AuditEvent(**_row(record)))
+
+
+class AuditBuffer:
+    """Thread-safe queue of records, written in batches by :meth:`flush`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._pending: deque[AuditRecord] = deque()
+        self.dropped = 0
+
+    def add(self, record: AuditRecord) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            self.dropped += 1
+            log.error("audit buffer full; dropping a record", extra={"action": record.action})
+            return
+        self._pending.append(record)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> int:
+        """Write everything queued so far; on failure the records stay queued."""
+        batch: list[AuditRecord] = []
+        while self._pending:
+            batch.append(self._pending.popleft())
+        if not batch:
+            return 0
+        try:
+            with self._db.engine.begin() as conn:
+                conn.execute(insert(AuditEvent), [_row(r) for r in batch])
+        except Exception:
+            self._pending.extendleft(reversed(batch))
+            raise
+        return len(batch)

@@ -1,0 +1,76 @@
+"""Client identifiers and secrets.
+
+Secrets carry 256 random bits behind the recognisable prefix ``cvs_`` and are stored
+only as HMAC-SHA-256 under a server-side pepper. A slow password hash would buy
+nothing for random secrets and would make the token endpoint slow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+from collections.abc import Iterable
+
+SECRET_PREFIX = "cvs_"  # noqa: S105 (a prefix, not a secret)
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+class ClientSecret:
+    """A client secret whose ``repr`` and ``str`` never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "ClientSecret('cvs_****')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ClientSecret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(ClientSecret)
+
+
+def random_id(prefix: str, length: int = 20) -> str:
+    """An unguessable identifier such as ``org_3k9x…`` (about 5 bits per character)."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def generate_client_id() -> str:
+    return random_id("cv-", 20)
+
+
+def generate_client_secret() -> ClientSecret:
+    return ClientSecret(SECRET_PREFIX + secrets.token_urlsafe(32))
+
+
+class SecretHasher:
+    """Keyed hashing of client secrets; comparison in constant time."""
+
+    def __init__(self, pepper: bytes) -> None:
+        if len(pepper) < 32:
+            raise ValueError("pepper must be at least 256 bits")
+        self._pepper = pepper
+
+    def hash(self, secret: ClientSecret | str) -> bytes:
+        value = secret.reveal() if isinstance(secret, ClientSecret) else secret
+        return hmac.new(self._pepper, value.encode(), hashlib.sha256).digest()
+
+    def matches(self, secret: str, candidates: Iterable[bytes]) -> bool:
+        """True if ``secret`` hashes to any candidate; every candidate is compared."""
+        digest = self.hash(secret)
+        found = False
+        for candidate in candidates:
+            found |= hmac.compare_digest(digest, candidate)
+        return found

@@ -1,0 +1,150 @@
+"""Everything one server process holds: settings, database, keys and live state.
+
+Built once per worker by the application's lifespan; the HTTP layers read it from
+``app.state.runtime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from cardvault.accounts.services import ClientRecord, load_client
+from cardvault.audit import AuditBuffer
+from cardvault.crypto import KeyRing, LocalFileKeyProvider, SecretHasher
+from cardvault.keys import ensure_installation_keys, load_keyring, load_pepper
+from cardvault.oauth.access_tokens import AccessTokenVerifier
+from cardvault.oauth.client_cache import ClientCache
+from cardvault.oauth.throttle import FailureThrottle
+from cardvault.settings import Settings
+from cardvault.store import Database, create_database, upgrade
+from cardvault.store.types import utcnow
+from cardvault.sync.changes import ChangeFeed, Freshness
+from cardvault.sync.revocations import RevocationState
+
+log = logging.getLogger(__name__)
+
+ALLOWED_ALGS = ("ES256", "RS256")  # asymmetric only: never "none", never HMAC
+
+
+def prepare(settings: Settings) -> Database:
+    """Apply migrations and create missing installation keys; returns the database."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    db = create_database(settings.database_url)
+    ensure_installation_keys(db, LocalFileKeyProvider(settings.kek_path), settings.signing_alg)
+    return db
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    kek: LocalFileKeyProvider
+    hasher: SecretHasher
+    keyring: KeyRing
+    revocations: RevocationState
+    verifier: AccessTokenVerifier
+    audit: AuditBuffer
+    throttle: FailureThrottle
+    feed: ChangeFeed
+    freshness: Freshness
+    clients: ClientCache
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Runtime:
+        db = prepare(settings)
+        kek = LocalFileKeyProvider(settings.kek_path, create=False)
+        retention = settings.key_retention
+        with db.sessions() as session:
+            hasher = SecretHasher(load_pepper(session, kek))
+            keyring = load_keyring(
+                session, kek, retention=retention, allowed_algs=list(ALLOWED_ALGS)
+            )
+        revocations = RevocationState(db, retention=retention)
+
+        def load(client_id: str) -> ClientRecord | None:
+            with db.engine.connect() as conn:
+                return load_client(conn, client_id)
+
+        feed = ChangeFeed(db, poll_interval=settings.change_poll_interval)
+        freshness = Freshness(db, feed)
+        clients = ClientCache(load, freshness.sync, enabled=db.dialect == "sqlite")
+        feed.subscribe(revocations.apply)
+        feed.subscribe(clients.apply)
+        feed.prime()
+        revocations.load()
+        runtime = cls(
+            settings=settings,
+            db=db,
+            kek=kek,
+            hasher=hasher,
+            keyring=keyring,
+            revocations=revocations,
+            verifier=None,  # type: ignore[arg-type]  # set just below
+            audit=AuditBuffer(db),
+            throttle=FailureThrottle(
+                per_client_ip=settings.throttle_client_ip_failures,
+                per_ip=settings.throttle_ip_failures,
+                per_client=settings.throttle_client_failures,
+            ),
+            feed=feed,
+            freshness=freshness,
+            clients=clients,
+        )
+        runtime.verifier = AccessTokenVerifier(
+            lambda: runtime.keyring,
+            revocations,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            leeway=settings.token_leeway,
+            sync=freshness.sync,
+        )
+        revocations.on_keys_changed = runtime.reload_keys
+        return runtime
+
+    def reload_keys(self) -> None:
+        retention = self.settings.key_retention
+        with self.db.sessions() as session:
+            self.keyring = load_keyring(
+                session, self.kek, retention=retention, allowed_algs=list(ALLOWED_ALGS)
+            )
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.feed.run(), name="change-feed"),
+            asyncio.create_task(self._flush_loop(), name="audit-flush"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+        ]
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.audit_flush_interval)
+            try:
+                await asyncio.to_thread(self.audit.flush)
+            except Exception:
+                log.exception("writing audit records failed; will retry")
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(600)
+            self.revocations.prune()
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.feed.prune, utcnow())
+
+    async def stop(self) -> None:
+        self.feed.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        try:
+            await asyncio.to_thread(self.audit.flush)
+        except Exception:
+            log.exception("final audit flush failed; %d records lost", len(self.audit))
+        self.freshness.close()
+        self.db.dispose()

@@ -1,0 +1,105 @@
+"""One typed settings object for the whole service.
+
+Every option is read from the environment with the ``CARDVAULT_`` prefix, converted
+and checked once at start-up. Nothing else in the code reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARDVAULT_", extra="ignore")
+
+    # Where SQLite, the key-encryption key and other local state live.
+    data_dir: Path = Path("./.cardvault")
+    # SQLAlchemy URL. Empty: a SQLite file in the data directory.
+    # ``postgresql+psycopg://user@host/db`` for PostgreSQL.
+    database_url: str = ""
+    # The realm in /auth/realms/{realm}/...
+    realm: str = "cardvault"
+    # Public base URL of this service. Empty: http://{host}:{port}.
+    # The token issuer is {url}/auth/realms/{realm}.
+    url: str = ""
+    # Audience of access tokens. Empty: the public base URL.
+    audience: str = ""
+    # Service accounts appear as members named <client_id>@<members_domain>.
+    members_domain: str = "cardvault.local"
+    # Default lifetime of access tokens, in seconds.
+    access_token_lifespan: int = Field(default=300, ge=10, le=86400)
+    # Longest lifetime any token may have; retired signing keys stay published this long.
+    access_token_lifespan_max: int = Field(default=3600, ge=10, le=86400)
+    # Signature algorithm of access tokens (asymmetric only).
+    signing_alg: Literal["ES256", "RS256"] = "ES256"
+    # Seconds between publishing a new signing key and signing with it.
+    key_rotation_delay: int = Field(default=300, ge=0)
+    # Clock leeway when verifying tokens, in seconds.
+    token_leeway: int = Field(default=5, ge=0, le=120)
+    # How often each worker looks for revocations and key changes (seconds).
+    # PostgreSQL also pushes them with LISTEN/NOTIFY.
+    change_poll_interval: float = Field(default=0.25, gt=0, le=1.0)
+    # Audit records of the token endpoint are written in batches this often (seconds).
+    audit_flush_interval: float = Field(default=0.05, gt=0, le=5.0)
+    # Failed client authentications allowed per minute (see README, "Throttling").
+    throttle_client_ip_failures: int = Field(default=10, ge=1)
+    throttle_ip_failures: int = Field(default=30, ge=1)
+    throttle_client_failures: int = Field(default=100, ge=1)
+    # Largest accepted body on the OAuth endpoints, in bytes.
+    oauth_max_body: int = Field(default=8192, ge=1024)
+    # Key-encryption key file. Empty: {data_dir}/kek.key (created 0600 on first start).
+    kek_file: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    # Write one JSON log line per HTTP request.
+    access_log: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("realm")
+    @classmethod
+    def _realm_is_a_path_segment(cls, value: str) -> str:
+        if not value or "/" in value:
+            raise ValueError("realm must be a non-empty path segment")
+        return value
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        if not self.url:
+            self.url = f"http://{self.host}:{self.port}"
+        self.url = self.url.rstrip("/")
+        if not self.audience:
+            self.audience = self.url
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'cardvault.db').resolve()}"
+        if self.access_token_lifespan > self.access_token_lifespan_max:
+            raise ValueError("access_token_lifespan exceeds access_token_lifespan_max")
+        return self
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.url}/auth/realms/{self.realm}"
+
+    @property
+    def key_retention(self) -> dt.timedelta:
+        """How long a retired signing key stays published: until its last token expired."""
+        return dt.timedelta(seconds=self.access_token_lifespan_max + self.token_leeway)
+
+    @property
+    def kek_path(self) -> Path:
+        return Path(self.kek_file) if self.kek_file else self.data_dir / "kek.key"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,200 @@
+"""Declarative models. One base, named constraints, portable column types."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cardvault.store.types import UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Vault(Base):
+    __tablename__ = "vaults"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Person(Base):
+    __tablename__ = "people"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ServiceAccount(Base):
+    """A confidential OAuth client bound to one organization and its vault(s).
+
+    At most two secrets are valid at once: the current one and, during a rotation's
+    grace period, the previous one until ``previous_secret_expires_at``.
+    """
+
+    __tablename__ = "service_accounts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    vault_ids: Mapped[list[str]] = mapped_column(JSON)
+    access_token_lifespan: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    secret_created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    previous_secret_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    previous_secret_expires_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    deleted_at: Mapped[dt.datetime | None]
+
+
+class Member(Base):
+    """A person or a service account in an organization, with read or write access."""
+
+    __tablename__ = "members"
+    __table_args__ = (
+        UniqueConstraint("org_id", "person_id", name="uq_members_org_person"),
+        UniqueConstraint("org_id", "service_account_id", name="uq_members_org_service_account"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id"))
+    service_account_id: Mapped[str | None] = mapped_column(ForeignKey("service_accounts.id"))
+    access: Mapped[str] = mapped_column(String(8), default="write")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_active_at: Mapped[dt.datetime | None]
+
+
+class SigningKey(Base):
+    """An access-token signing key; the private part is wrapped by the KEK."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(8))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    private_key_wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    activates_at: Mapped[dt.datetime]
+    retired_at: Mapped[dt.datetime | None]
+
+
+class WrappedSecret(Base):
+    """Instance-wide secrets (e.g. the client-secret pepper), wrapped by the KEK."""
+
+    __tablename__ = "wrapped_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InstallationState(Base):
+    """Key/value facts about this installation (e.g. what ``cardvault init`` created)."""
+
+    __tablename__ = "installation_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AuditEvent(Base):
+    """Append-only audit log (PCI DSS 10.2): who, what, when, where, outcome."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_org_time", "org_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[dt.datetime]
+    actor_type: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[str | None] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(128))
+    org_id: Mapped[str | None] = mapped_column(String(40))
+    vault_id: Mapped[str | None] = mapped_column(String(40))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(128))
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Change(Base):
+    """Changes every worker must apply promptly: revoked clients and tokens, new keys."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RevokedToken(Base):
+    """Access tokens revoked before their expiry (RFC 7009); kept until ``expires_at``."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    revoked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "Change",
+    "InstallationState",
+    "Member",
+    "Organization",
+    "Person",
+    "RevokedToken",
+    "ServiceAccount",
+    "SigningKey",
+    "Vault",
+    "WrappedSecret",
+]

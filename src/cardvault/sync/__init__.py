@@ -1,0 +1,1 @@
+"""State every worker must learn promptly: revoked clients and tokens, new keys."""

@@ -1,0 +1,164 @@
+"""The change feed.
+
+A change (``client``, ``token`` or ``keys``) is a row written in the same transaction
+as the change itself. Every worker polls the table (``change_poll_interval``, 250 ms by
+default) and, on PostgreSQL, is woken at once by ``NOTIFY`` so that nodes sharing one
+database converge within milliseconds. No extra service is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from cardvault.store.db import Database
+from cardvault.store.models import Change
+from cardvault.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "cardvault_changes"
+RETAIN_CHANGES = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    id: int
+    kind: str
+    subject: str
+
+
+def publish_change(session: Session, kind: str, subject: str) -> None:
+    """Record a change inside the caller's transaction; it reaches workers on commit."""
+    session.add(Change(kind=kind, subject=subject, created_at=utcnow()))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+
+class ChangeFeed:
+    """Reads new changes and hands them to a handler, in order, exactly once per worker."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        poll_interval: float,
+    ) -> None:
+        self._db = db
+        self._handlers: list[Callable[[Sequence[ChangeEvent]], None]] = []
+        self._interval = poll_interval
+        self._last_id = 0
+        self._wake = asyncio.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def subscribe(self, handler: Callable[[Sequence[ChangeEvent]], None]) -> None:
+        """Call ``handler`` with every batch of new changes, in order."""
+        self._handlers.append(handler)
+
+    def prime(self) -> None:
+        """Start after the newest change: the caller loads current state itself."""
+        with self._db.sessions() as session:
+            self._last_id = session.scalar(select(func.max(Change.id))) or 0
+
+    def poll_once(self) -> int:
+        """Apply every change newer than the last one seen; returns how many."""
+        with self._lock:
+            with self._db.sessions() as session:
+                rows = session.execute(
+                    select(Change.id, Change.kind, Change.subject)
+                    .where(Change.id > self._last_id)
+                    .order_by(Change.id)
+                ).all()
+            if not rows:
+                return 0
+            events = [ChangeEvent(r.id, r.kind, r.subject) for r in rows]
+            for handler in self._handlers:
+                handler(events)
+            self._last_id = events[-1].id
+            return len(events)
+
+    def prune(self, now: dt.datetime) -> None:
+        with self._db.transaction() as session:
+            session.execute(delete(Change).where(Change.created_at < now - RETAIN_CHANGES))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._db.dialect == "postgresql":
+            threading.Thread(
+                target=self._listen, args=(loop,), name="cardvault-listen", daemon=True
+            ).start()
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            self._wake.clear()
+            try:
+                await asyncio.to_thread(self.poll_once)
+            except Exception:
+                log.exception("change feed poll failed; retrying")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        import psycopg
+
+        url = self._db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            loop.call_soon_threadsafe(self._wake.set)
+            except Exception:
+                if self._stop.wait(1.0):
+                    return
+                log.warning("change listener lost its connection; reconnecting")
+
+
+class Freshness:
+    """Makes a worker see other connections' commits before it answers.
+
+    On SQLite, ``PRAGMA data_version`` on a private connection changes whenever any
+    other connection commits; it costs microseconds, so it is checked on every
+    request and the feed is read only when something changed. That makes a
+    revocation effective at once on every worker of the node. On PostgreSQL the
+    feed is pushed by ``NOTIFY`` instead and :meth:`sync` does nothing.
+    """
+
+    def __init__(self, db: Database, feed: ChangeFeed) -> None:
+        self._feed = feed
+        self._conn: sqlite3.Connection | None = None
+        self._version = -1
+        if db.dialect == "sqlite" and db.engine.url.database not in (None, "", ":memory:"):
+            self._conn = sqlite3.connect(
+                str(db.engine.url.database), check_same_thread=False, isolation_level=None
+            )
+            self._version = self._read()
+
+    def _read(self) -> int:
+        assert self._conn is not None
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def sync(self) -> None:
+        if self._conn is None:
+            return
+        version = self._read()
+        if version != self._version:
+            self._version = version
+            self._feed.poll_once()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()

@@ -1,0 +1,1 @@
+"""The ASGI application: wiring of the HTTP layers."""

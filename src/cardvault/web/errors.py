@@ -1,0 +1,102 @@
+"""Errors of the resource and admin APIs, rendered as ``{"errors": [{status, code, detail}]}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from cardvault.accounts.errors import AccountsError, NotFound, ValidationFailed
+
+
+class ApiError(Exception):
+    """Base class: one subclass per wire error."""
+
+    status = 400
+    code = "bad-request"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class InvalidToken(ApiError):
+    """RFC 6750 §3.1 ``invalid_token``: missing, malformed, expired or revoked."""
+
+    status = 401
+    code = "invalid-token"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            detail,
+            headers={
+                "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{detail}"'
+            },
+        )
+
+
+class InsufficientScope(ApiError):
+    """RFC 6750 §3.1 ``insufficient_scope``."""
+
+    status = 403
+    code = "insufficient-scope"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            f"This request requires the scope {scope}",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+        )
+
+
+class ResourceNotFound(ApiError):
+    status = 404
+    code = "not-found"
+
+
+class Unprocessable(ApiError):
+    status = 422
+    code = "invalid-format"
+
+
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    error: dict[str, Any] = {"status": status, "code": code, "detail": detail, **extra}
+    return Response(
+        orjson.dumps({"errors": [error]}), status, headers, media_type="application/json"
+    )
+
+
+async def api_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.detail, exc.headers)
+
+
+async def accounts_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AccountsError)
+    if isinstance(exc, NotFound):
+        return error_response(404, "not-found", str(exc))
+    if isinstance(exc, ValidationFailed):
+        return error_response(422, exc.code, str(exc), source={"field": exc.field})
+    return error_response(400, exc.code, str(exc))
+
+
+async def validation_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
+    missing = first.get("type") == "missing"
+    code = "required-fields-missing" if missing else "invalid-format"
+    detail = f"{field}: {'field required' if missing else first.get('msg', 'invalid value')}"
+    return error_response(422, code, detail, source={"field": field})
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
+    return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))

@@ -1,0 +1,112 @@
+"""Shared fixtures: databases on SQLite and PostgreSQL, real servers, factories."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.factories import Factory
+from tests.servers import Server, free_port
+
+BACKENDS = ["sqlite", "postgresql"]
+PG_ADMIN_URL = os.environ.get("CARDVAULT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+SECRET_IN_TEXT = re.compile(r"cvs_[A-Za-z0-9_-]{20,}")
+
+
+class Databases:
+    """Creates a fresh database per call; PostgreSQL ones are dropped at the end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.created: list[str] = []
+        self.run_id = secrets.token_hex(4)
+
+    def url(self, backend: str) -> str:
+        name = f"cv_{self.run_id}_{len(self.created)}"
+        self.created.append(name)
+        if backend == "sqlite":
+            return f"sqlite:///{self.root / name}.db"
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return (
+            PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+            + f"/{name}"
+        )
+
+    def drop_all(self) -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    dbs = Databases(tmp_path_factory.mktemp("databases"))
+    yield dbs
+    dbs.drop_all()
+
+
+def _assert_no_secrets(server: Server) -> None:
+    if server.log_path.exists():
+        found = SECRET_IN_TEXT.findall(server.log_path.read_text(errors="replace"))
+        assert not found, f"client secret written to the server log ({len(found)} times)"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A shared server per backend (one worker), for tests that do not change settings."""
+    srv = Server(
+        data_dir=tmp_path_factory.mktemp(f"server-{request.param}"),
+        database_url=databases.url(request.param),
+        port=free_port(),
+    ).start()
+    yield srv
+    srv.stop()
+    _assert_no_secrets(srv)
+
+
+@pytest.fixture(scope="session")
+def factory(server: Server) -> Iterator[Factory]:
+    f = Factory(server)
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def backend(server: Server) -> str:
+    return "sqlite" if server.database_url.startswith("sqlite") else "postgresql"
+
+
+MakeServer = Callable[..., Server]
+
+
+@pytest.fixture
+def make_server(databases: Databases, tmp_path: Path) -> Iterator[MakeServer]:
+    """Start a dedicated server: ``make_server(backend, workers=2, **settings)``."""
+    started: list[Server] = []
+
+    def make(backend: str, *, workers: int = 1, **settings: Any) -> Server:
+        srv = Server(
+            data_dir=tmp_path / f"srv{len(started)}",
+            database_url=databases.url(backend),
+            port=free_port(),
+            workers=workers,
+            settings=settings,
+        )
+        started.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in started:
+        srv.stop()
+    for srv in started:
+        _assert_no_secrets(srv)

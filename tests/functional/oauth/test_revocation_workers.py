@@ -1,0 +1,70 @@
+"""Revocation reaches every worker process within a second (DESIGN §1 step 5)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import BACKENDS, MakeServer
+from tests.factories import Factory
+from tests.functional.oauth.helpers import eventually
+from tests.servers import Server
+
+PROBES = 24  # fresh connections, spread by the kernel over both workers
+
+
+def _statuses(server: Server, token: str) -> set[int]:
+    statuses = set()
+    for _ in range(PROBES):
+        with httpx.Client() as fresh:
+            response = fresh.get(
+                f"{server.url}/whoami", headers={"Authorization": f"Bearer {token}"}
+            )
+            statuses.add(response.status_code)
+    return statuses
+
+
+def _token_status(server: Server, client_id: str, secret: str) -> int:
+    with httpx.Client() as fresh:
+        return fresh.post(
+            server.token_url,
+            data={
+                "client_id": client_id,
+                "client_secret": secret,
+                "grant_type": "client_credentials",
+            },
+        ).status_code
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_deleting_an_account_refuses_it_on_every_worker(
+    make_server: MakeServer, backend: str
+) -> None:
+    server = make_server(backend, workers=2)
+    factory = Factory(server)
+    try:
+        client = factory.client()
+        # Warm both workers: each has verified and cached the token.
+        token = httpx.post(
+            server.token_url,
+            data={
+                "client_id": client.client_id,
+                "client_secret": client.client_secret,
+                "grant_type": "client_credentials",
+            },
+        ).json()["access_token"]
+        assert _statuses(server, token) == {200}
+
+        factory.delete(client)
+        deleted_at = time.monotonic()
+        # The token endpoint refuses at once, whichever worker answers (8 attempts stay
+        # under the failure throttle of 10 a minute).
+        refusals = {_token_status(server, client.client_id, client.client_secret) for _ in range(8)}
+        assert refusals == {401}
+        # Tokens already issued stop working on every worker within a second.
+        remaining = 1.0 - (time.monotonic() - deleted_at)
+        eventually(lambda: _statuses(server, token) == {401}, timeout=max(remaining, 0.0))
+    finally:
+        factory.close()

@@ -1,0 +1,120 @@
+"""Client identifiers and secrets (DESIGN §3)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import string
+
+import pytest
+
+from cardvault.crypto import ClientSecret, SecretHasher, generate_client_id, generate_client_secret
+
+PEPPER = bytes(range(32))
+URLSAFE = set(string.ascii_letters + string.digits + "-_")
+
+
+def test_client_secret_has_prefix_and_256_bits() -> None:
+    value = generate_client_secret().reveal()
+
+    assert value.startswith("cvs_")
+    body = value.removeprefix("cvs_")
+    assert len(body) == 43
+    assert set(body) <= URLSAFE
+    assert len(base64.urlsafe_b64decode(body + "=")) == 32
+
+
+def test_client_secrets_differ() -> None:
+    values = {generate_client_secret().reveal() for _ in range(100)}
+
+    assert len(values) == 100
+
+
+def test_client_secret_never_shows_its_value() -> None:
+    secret = generate_client_secret()
+    value = secret.reveal()
+    body = value.removeprefix("cvs_")
+
+    shown = [
+        repr(secret),
+        str(secret),
+        f"{secret}",
+        f"{secret!r}",
+        "%s %r" % (secret, secret),  # noqa: UP031 (the old formatting must hide it too)
+        "{}".format(secret),  # noqa: UP032
+        repr([secret]),
+        repr({"secret": secret}),
+    ]
+    for text in shown:
+        assert value not in text
+        assert body[:8] not in text
+
+
+def test_client_secret_equality_compares_values() -> None:
+    assert ClientSecret("cvs_abc") == ClientSecret("cvs_abc")
+    assert ClientSecret("cvs_abc") != ClientSecret("cvs_abd")
+
+
+@pytest.mark.parametrize("length", [0, 16, 31])
+def test_hasher_refuses_short_pepper(length: int) -> None:
+    with pytest.raises(ValueError):
+        SecretHasher(b"p" * length)
+
+
+def test_hasher_accepts_256_bit_pepper() -> None:
+    SecretHasher(PEPPER)
+    SecretHasher(PEPPER + b"more")
+
+
+def test_same_secret_and_pepper_give_same_digest() -> None:
+    secret = generate_client_secret()
+
+    first = SecretHasher(PEPPER).hash(secret)
+    second = SecretHasher(bytes(PEPPER)).hash(secret.reveal())
+
+    assert first == second
+    assert len(first) == 32
+    assert secret.reveal().encode() not in first
+
+
+def test_other_pepper_gives_other_digest() -> None:
+    secret = generate_client_secret()
+
+    assert SecretHasher(PEPPER).hash(secret) != SecretHasher(b"q" * 32).hash(secret)
+
+
+def test_other_secret_gives_other_digest() -> None:
+    hasher = SecretHasher(PEPPER)
+
+    assert hasher.hash("cvs_one") != hasher.hash("cvs_two")
+
+
+def test_matches_any_candidate() -> None:
+    hasher = SecretHasher(PEPPER)
+    current, previous, stranger = (generate_client_secret().reveal() for _ in range(3))
+    candidates = [hasher.hash(current), hasher.hash(previous)]
+
+    assert hasher.matches(current, candidates)
+    assert hasher.matches(previous, candidates)
+    assert not hasher.matches(stranger, candidates)
+    assert not hasher.matches(current, [])
+    assert not hasher.matches("", candidates)
+
+
+def test_matches_compares_every_candidate() -> None:
+    hasher = SecretHasher(PEPPER)
+    candidates = iter([hasher.hash("cvs_first"), hasher.hash("cvs_second"), b"\x00" * 32])
+
+    assert hasher.matches("cvs_first", candidates)
+    assert next(candidates, None) is None
+
+
+def test_client_id_format() -> None:
+    for _ in range(50):
+        assert re.fullmatch(r"cv-[a-z0-9]{20}", generate_client_id())
+
+
+def test_client_ids_are_unique() -> None:
+    ids = {generate_client_id() for _ in range(1000)}
+
+    assert len(ids) == 1000
