@@ -3,7 +3,8 @@
 Administrative changes are written in the same transaction as the change
 (:func:`write_audit`). The token endpoint, which may issue thousands of tokens a
 second, hands its records to an :class:`AuditBuffer` that writes them in batches every
-``audit_flush_interval`` (50 ms by default) and on shutdown.
+``audit_flush_interval`` (50 ms by default) and on shutdown; the same batch records
+when each service account last obtained a token (``last_used_at``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import logging
 from collections import deque
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from cardvault.store.db import Database
-from cardvault.store.models import AuditEvent
+from cardvault.store.models import AuditEvent, ServiceAccount
 from cardvault.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,17 @@ _FIELDS = tuple(f.name for f in dataclasses.fields(AuditRecord))
 
 def _row(record: AuditRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in _FIELDS}
+
+
+def _last_uses(batch: list[AuditRecord]) -> dict[str, dt.datetime]:
+    """When each service account last got a token, from a batch of records."""
+    used: dict[str, dt.datetime] = {}
+    for record in batch:
+        if record.action == "token.issue" and record.outcome == "success" and record.actor_id:
+            previous = used.get(record.actor_id)
+            if previous is None or record.occurred_at > previous:
+                used[record.actor_id] = record.occurred_at
+    return used
 
 
 def write_audit(session: Session, record: AuditRecord) -> None:
@@ -82,6 +94,14 @@ class AuditBuffer:
         try:
             with self._db.engine.begin() as conn:
                 conn.execute(insert(AuditEvent), [_row(r) for r in batch])
+                used = _last_uses(batch)
+                if used:
+                    conn.execute(
+                        update(ServiceAccount)
+                        .where(ServiceAccount.client_id == bindparam("cid"))
+                        .values(last_used_at=bindparam("used")),
+                        [{"cid": cid, "used": when} for cid, when in used.items()],
+                    )
         except Exception:
             self._pending.extendleft(reversed(batch))
             raise

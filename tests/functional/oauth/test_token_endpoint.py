@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import subprocess
 import time
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from cardvault.store.models import AuditEvent
+from cardvault.store.models import AuditEvent, ServiceAccount
 from tests.factories import Factory
 from tests.functional.oauth.helpers import access_token, token_request, unverified
 from tests.servers import Server
@@ -366,3 +367,24 @@ def test_issues_and_refusals_are_audited_without_secrets(server: Server, factory
     for record in records:
         text = repr(vars(record))
         assert client.client_secret not in text and "cvs_wrong-secret" not in text
+
+
+def test_last_used_is_recorded(server: Server, factory: Factory) -> None:
+    client = factory.client()
+
+    def last_used() -> object:
+        with factory.db.sessions() as session:
+            return session.scalar(
+                select(ServiceAccount.last_used_at).where(
+                    ServiceAccount.client_id == client.client_id
+                )
+            )
+
+    assert last_used() is None
+    access_token(server, client)
+    deadline = time.monotonic() + 3
+    while last_used() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    used = last_used()
+    assert isinstance(used, dt.datetime)
+    assert abs((dt.datetime.now(dt.UTC) - used).total_seconds()) < 5
