@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     throttle_client_ip_failures: int = Field(default=10, ge=1)
     throttle_ip_failures: int = Field(default=30, ge=1)
     throttle_client_failures: int = Field(default=100, ge=1)
+    # Most live service accounts one organization may have.
+    max_service_accounts_per_org: int = Field(default=100, ge=1)
     # Largest accepted body on the OAuth endpoints, in bytes.
     oauth_max_body: int = Field(default=8192, ge=1024)
     # Key-encryption key file. Empty: {data_dir}/kek.key (created 0600 on first start).

@@ -17,3 +17,9 @@ class ValidationFailed(AccountsError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class LimitReached(AccountsError):
+    """A configured cap (e.g. service accounts per organization) would be exceeded."""
+
+    code = "limit-reached"

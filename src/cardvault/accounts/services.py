@@ -12,7 +12,7 @@ from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.accounts.errors import NotFound, ValidationFailed
-from cardvault.accounts.scopes import is_known
+from cardvault.accounts.scopes import CARD_SCOPES, is_known
 from cardvault.crypto import (
     ClientSecret,
     SecretHasher,
@@ -125,6 +125,8 @@ def _validate_service_account(
         raise ValidationFailed("scopes", f"unknown scope {unknown[0]!r}")
     if not scopes:
         raise ValidationFailed("scopes", "at least one scope is required")
+    if not vault_ids and any(s in CARD_SCOPES for s in scopes):
+        raise ValidationFailed("vault_ids", "card scopes need a vault")
     if not MIN_LIFESPAN <= lifespan <= MAX_LIFESPAN:
         raise ValidationFailed(
             "access_token_lifespan", f"must be between {MIN_LIFESPAN} and {MAX_LIFESPAN} seconds"

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import IntegrityError
 
+from cardvault.cli.remote import register
 from cardvault.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+register(app)
 
 err = Console(stderr=True, soft_wrap=True)
 

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 
 from cardvault import __version__
 from cardvault.accounts.errors import AccountsError
-from cardvault.admin import vaults
+from cardvault.admin import members, service_accounts, vaults
 from cardvault.api import whoami
 from cardvault.oauth.routes import OAuthRoutes, OAuthService
 from cardvault.runtime import Runtime
@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     )
     app.include_router(whoami.router)
     app.include_router(vaults.router)
+    app.include_router(service_accounts.router)
+    app.include_router(members.router)
     app.add_api_route("/healthz", health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", health, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(ApiError, api_error_handler)

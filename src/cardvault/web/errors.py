@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from cardvault.accounts.errors import AccountsError, NotFound, ValidationFailed
+from cardvault.accounts.errors import AccountsError, LimitReached, NotFound, ValidationFailed
 
 
 class ApiError(Exception):
@@ -81,6 +81,8 @@ async def accounts_error_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AccountsError)
     if isinstance(exc, NotFound):
         return error_response(404, "not-found", str(exc))
+    if isinstance(exc, LimitReached):
+        return error_response(409, exc.code, str(exc))
     if isinstance(exc, ValidationFailed):
         return error_response(422, exc.code, str(exc), source={"field": exc.field})
     return error_response(400, exc.code, str(exc))

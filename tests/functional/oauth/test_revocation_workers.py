@@ -38,14 +38,32 @@ def _token_status(server: Server, client_id: str, secret: str) -> int:
         ).status_code
 
 
+def _revoke(server: Server, how: str, client_id: str) -> None:
+    """Revoke through the management API, as the `cardvault-cli` account would."""
+    creds = server.init["cli_credentials"]
+    admin = httpx.post(
+        server.token_url,
+        data={**creds, "grant_type": "client_credentials"},
+    ).json()["access_token"]
+    base = f"{server.url}/organizations/{server.init['organization_id']}"
+    member = f"{base}/members/{client_id}@cardvault.local"
+    headers = {"Authorization": f"Bearer {admin}"}
+    if how == "delete account":
+        response = httpx.delete(f"{base}/service-accounts/{client_id}", headers=headers)
+    elif how == "remove member":
+        response = httpx.delete(member, headers=headers)
+    else:
+        response = httpx.patch(member, json={"access": "read"}, headers=headers)
+    assert response.status_code in (200, 204), response.text
+
+
+@pytest.mark.parametrize("how", ["delete account", "remove member", "lower access to read"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_deleting_an_account_refuses_it_on_every_worker(
-    make_server: MakeServer, backend: str
-) -> None:
+def test_revocation_reaches_every_worker(make_server: MakeServer, backend: str, how: str) -> None:
     server = make_server(backend, workers=2)
     factory = Factory(server)
     try:
-        client = factory.client()
+        client = factory.client(org_id=server.init["organization_id"])
         # Warm both workers: each has verified and cached the token.
         token = httpx.post(
             server.token_url,
@@ -57,7 +75,7 @@ def test_deleting_an_account_refuses_it_on_every_worker(
         ).json()["access_token"]
         assert _statuses(server, token) == {200}
 
-        factory.delete(client)
+        _revoke(server, how, client.client_id)
         deleted_at = time.monotonic()
         # The token endpoint refuses at once, whichever worker answers (8 attempts stay
         # under the failure throttle of 10 a minute).

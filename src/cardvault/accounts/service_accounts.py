@@ -1,0 +1,76 @@
+"""Service-account management beyond creation: listing, secret rotation, caps."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from cardvault.accounts.errors import LimitReached, ValidationFailed
+from cardvault.accounts.services import get_service_account
+from cardvault.crypto import ClientSecret, SecretHasher, generate_client_secret
+from cardvault.store.models import ServiceAccount
+from cardvault.store.paging import Cursor
+from cardvault.sync.changes import publish_change
+
+MAX_GRACE = dt.timedelta(days=7)
+
+
+def check_cap(session: Session, org_id: str, cap: int) -> None:
+    """Raise :class:`LimitReached` if the organization already has ``cap`` accounts."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(ServiceAccount)
+        .where(ServiceAccount.org_id == org_id, ServiceAccount.status != "deleted")
+    )
+    if (count or 0) >= cap:
+        raise LimitReached(f"the organization already has {cap} service accounts (the limit)")
+
+
+def list_service_accounts(
+    session: Session, org_id: str, *, limit: int, cursor: Cursor | None
+) -> tuple[Sequence[ServiceAccount], Cursor | None]:
+    """A page of live accounts, newest first, and the cursor of the next page (or None)."""
+    query = select(ServiceAccount).where(
+        ServiceAccount.org_id == org_id, ServiceAccount.status != "deleted"
+    )
+    if cursor is not None:
+        query = query.where(
+            or_(
+                ServiceAccount.created_at < cursor.created_at,
+                (ServiceAccount.created_at == cursor.created_at) & (ServiceAccount.id < cursor.id),
+            )
+        )
+    rows = session.scalars(
+        query.order_by(ServiceAccount.created_at.desc(), ServiceAccount.id.desc()).limit(limit + 1)
+    ).all()
+    page = rows[:limit]
+    following = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return page, following
+
+
+def rotate_secret(
+    session: Session,
+    hasher: SecretHasher,
+    org_id: str,
+    client_id: str,
+    *,
+    grace: dt.timedelta,
+    now: dt.datetime,
+) -> tuple[ServiceAccount, ClientSecret]:
+    """Issue a new secret; the current one stays valid for ``grace``, an older one not at all.
+
+    At most two secrets are ever valid: the new one and the one it replaces.
+    """
+    if grace < dt.timedelta(0) or grace > MAX_GRACE:
+        raise ValidationFailed("grace_period", "must be between 0 seconds and 7 days")
+    account = get_service_account(session, org_id, client_id)
+    secret = generate_client_secret()
+    account.previous_secret_hash = account.secret_hash
+    account.previous_secret_expires_at = now + grace
+    account.secret_hash = hasher.hash(secret)
+    account.secret_created_at = now
+    publish_change(session, "client", client_id)
+    return account, secret

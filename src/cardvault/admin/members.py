@@ -1,0 +1,104 @@
+"""``/organizations/{org}/members``: people and service accounts, and their access."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel
+
+from cardvault.accounts import members
+from cardvault.admin.common import audit_failures, own_org, record, runtime_of
+from cardvault.api.auth import Principal, require_scope
+from cardvault.audit import write_audit
+from cardvault.store.types import utcnow
+
+router = APIRouter(prefix="/organizations/{org_id}/members", tags=["members"])
+
+Reader = Annotated[Principal, Depends(require_scope("members:read"))]
+Writer = Annotated[Principal, Depends(require_scope("members:write"))]
+
+
+class MemberOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    access: str
+    client_id: str | None
+    created_at: dt.datetime
+    last_active_at: dt.datetime | None
+
+
+class MemberList(BaseModel):
+    data: list[MemberOut]
+
+
+class MemberPatch(BaseModel):
+    access: Literal["read", "write"]
+
+
+def _out(view: members.MemberView) -> MemberOut:
+    return MemberOut(
+        id=view.id,
+        name=view.name,
+        kind=view.kind,
+        access=view.access,
+        client_id=view.client_id,
+        created_at=view.created_at,
+        last_active_at=view.last_active_at,
+    )
+
+
+@router.get("", response_model=MemberList)
+def list_members(org_id: str, request: Request, principal: Reader) -> MemberList:
+    own_org(org_id, principal)
+    runtime = runtime_of(request)
+    with runtime.db.sessions() as session:
+        views = members.list_members(session, org_id, runtime.settings.members_domain)
+        return MemberList(data=[_out(v) for v in views])
+
+
+@router.patch("/{member}", response_model=MemberOut)
+def change_access(
+    org_id: str, member: str, body: MemberPatch, request: Request, principal: Writer
+) -> MemberOut:
+    own_org(org_id, principal)
+    runtime = runtime_of(request)
+    with (
+        audit_failures(principal, request, "member.update", target_type="member", target_id=member),
+        runtime.db.transaction() as session,
+    ):
+        view = members.set_member_access(
+            session, org_id, member, body.access, runtime.settings.members_domain
+        )
+        write_audit(
+            session,
+            record(
+                principal,
+                request,
+                "member.update",
+                target_type="member",
+                target_id=view.name,
+                details={"access": body.access},
+            ),
+        )
+        return _out(view)
+
+
+@router.delete("/{member}", status_code=204)
+def remove(org_id: str, member: str, request: Request, principal: Writer) -> Response:
+    own_org(org_id, principal)
+    runtime = runtime_of(request)
+    with (
+        audit_failures(principal, request, "member.remove", target_type="member", target_id=member),
+        runtime.db.transaction() as session,
+    ):
+        view = members.remove_member(
+            session, org_id, member, runtime.settings.members_domain, utcnow()
+        )
+        write_audit(
+            session,
+            record(principal, request, "member.remove", target_type="member", target_id=view.name),
+        )
+    return Response(status_code=204)
