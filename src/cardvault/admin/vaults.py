@@ -10,11 +10,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from cardvault.accounts.services import create_vault
+from cardvault.admin.common import own_org, record, runtime_of
 from cardvault.api.auth import Principal, require_scope
-from cardvault.audit import AuditRecord, write_audit
-from cardvault.runtime import Runtime
+from cardvault.audit import write_audit
 from cardvault.store.models import Vault
-from cardvault.web.errors import ResourceNotFound
 
 router = APIRouter(prefix="/organizations/{org_id}/vaults", tags=["vaults"])
 
@@ -34,11 +33,6 @@ class VaultList(BaseModel):
     data: list[VaultOut]
 
 
-def _own_org(org_id: str, principal: Principal) -> None:
-    if org_id != principal.org_id:
-        raise ResourceNotFound(f"organization {org_id} not found")
-
-
 def _out(vault: Vault) -> VaultOut:
     return VaultOut(id=vault.id, org_id=vault.org_id, name=vault.name, created_at=vault.created_at)
 
@@ -49,8 +43,8 @@ def list_vaults(
     request: Request,
     principal: Annotated[Principal, Depends(require_scope("vaults:read"))],
 ) -> VaultList:
-    _own_org(org_id, principal)
-    runtime: Runtime = request.app.state.runtime
+    own_org(org_id, principal)
+    runtime = runtime_of(request)
     with runtime.db.sessions() as session:
         vaults = session.scalars(
             select(Vault).where(Vault.org_id == org_id).order_by(Vault.created_at, Vault.id)
@@ -65,22 +59,19 @@ def create(
     request: Request,
     principal: Annotated[Principal, Depends(require_scope("vaults:write"))],
 ) -> VaultOut:
-    _own_org(org_id, principal)
-    runtime: Runtime = request.app.state.runtime
+    own_org(org_id, principal)
+    runtime = runtime_of(request)
     with runtime.db.transaction() as session:
         vault = create_vault(session, org_id, body.name)
         write_audit(
             session,
-            AuditRecord(
-                actor_type="service_account",
-                actor_id=principal.client_id,
-                action="vault.create",
-                outcome="success",
-                org_id=org_id,
-                vault_id=vault.id,
+            record(
+                principal,
+                request,
+                "vault.create",
                 target_type="vault",
                 target_id=vault.id,
-                source_ip=request.client.host if request.client else None,
+                vault_id=vault.id,
             ),
         )
         return _out(vault)
