@@ -35,6 +35,7 @@ ROOT = BENCH_DIR.parent
 RESULTS_FILE = BENCH_DIR / "results" / "latest.md"
 TOKEN_LUA = BENCH_DIR / "token.lua"
 BEARER_LUA = BENCH_DIR / "bearer.lua"
+CARDS_LUA = BENCH_DIR / "cards.lua"
 
 REALM_PATH = "/auth/realms/cardvault/protocol/openid-connect"
 TOKEN_PATH = f"{REALM_PATH}/token"
@@ -362,6 +363,7 @@ class Context:
     creds: dict[str, str]
     duration: int
     ledger: TokenLedger
+    init: dict[str, Any]
 
     @property
     def db_path(self) -> Path:
@@ -417,6 +419,56 @@ def measure_whoami(ctx: Context, server: Server) -> Result:
     return Result("whoami", server.workers, RESOURCE_CONNECTIONS, fields, line)
 
 
+def vault_account(ctx: Context, server: Server) -> dict[str, str]:
+    """A service account with card scopes in the installation's first vault."""
+    admin = fetch_token(server.url, ctx.creds)
+    ctx.ledger.add(1)
+    response = httpx.post(
+        f"{server.url}/organizations/{ctx.init['organization_id']}/service-accounts",
+        json={
+            "name": "bench",
+            "scopes": ["cards:write", "network-tokens:write"],
+            "vault_ids": [ctx.init["vault_id"]],
+        },
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=10,
+    )
+    if response.status_code != 201:
+        raise BenchError(f"creating the bench account failed: {response.text[:300]}")
+    body = response.json()
+    return {"client_id": body["client_id"], "client_secret": body["client_secret"]}
+
+
+def measure_cards(ctx: Context, server: Server) -> list[Result]:
+    """POST /cards (new random PANs) and GET /cards/{id}."""
+    token = fetch_token(server.url, vault_account(ctx, server))
+    ctx.ledger.add(1)
+    headers = {"Authorization": f"Bearer {token}"}
+    year = time.gmtime().tm_year + 3
+    card = httpx.post(
+        f"{server.url}/cards",
+        json={"pan": "4242424242424242", "exp_month": 12, "exp_year": year},
+        headers=headers,
+        timeout=10,
+    )
+    if card.status_code not in (200, 201):
+        raise BenchError(f"card check failed: {card.status_code} {card.text[:300]}")
+    results = []
+    say(f"  POST /cards workers={server.workers} c={RESOURCE_CONNECTIONS} ({ctx.duration} s)")
+    line, fields = run_wrk(
+        server.url + "/cards", CARDS_LUA, RESOURCE_CONNECTIONS, ctx.duration, {"CV_BEARER": token}
+    )
+    results.append(Result("POST /cards", server.workers, RESOURCE_CONNECTIONS, fields, line))
+    path = f"/cards/{card.json()['id']}"
+    check_get(server.url + path, headers, "pan_alias")
+    say(f"  GET /cards/{{id}} workers={server.workers} c={RESOURCE_CONNECTIONS}")
+    line, fields = run_wrk(
+        server.url + path, BEARER_LUA, RESOURCE_CONNECTIONS, ctx.duration, {"CV_BEARER": token}
+    )
+    results.append(Result("GET /cards/{id}", server.workers, RESOURCE_CONNECTIONS, fields, line))
+    return results
+
+
 def bench_server(ctx: Context, workers: int, results: list[Result], notes: list[str]) -> None:
     say(f"server with {workers} worker(s)")
     with running_server(ctx.cardvault, ctx.env, workers, ctx.data_dir) as server:
@@ -428,6 +480,7 @@ def bench_server(ctx: Context, workers: int, results: list[Result], notes: list[
         if workers == RESOURCE_WORKERS:
             results.append(measure_jwks(ctx, server))
             results.append(measure_whoami(ctx, server))
+            results.extend(measure_cards(ctx, server))
         if not server.alive():
             notes.append(f"- server with {workers} worker(s) was no longer running at the end")
 
@@ -518,8 +571,9 @@ def run(data_dir: Path, duration: int) -> tuple[list[Result], list[str]]:
         cardvault = cardvault_binary()
         env = server_env(data_dir)
         say(f"initializing a fresh installation in {data_dir}")
-        creds = init_installation(cardvault, env)["cli_credentials"]
-        ctx = Context(cardvault, env, data_dir, creds, duration, TokenLedger())
+        init = init_installation(cardvault, env)
+        creds = init["cli_credentials"]
+        ctx = Context(cardvault, env, data_dir, creds, duration, TokenLedger(), init)
         for workers in WORKERS:
             bench_server(ctx, workers, results, notes)
         notes.append(audit_line("after the servers stopped", ctx.db_path, ctx.ledger))

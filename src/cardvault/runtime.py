@@ -15,6 +15,7 @@ from cardvault.accounts.services import ClientRecord, load_client
 from cardvault.audit import AuditBuffer
 from cardvault.crypto import KeyRing, LocalFileKeyProvider, SecretHasher
 from cardvault.keys import ensure_installation_keys, load_keyring, load_pepper
+from cardvault.keys.vault_keys import VaultKeys
 from cardvault.oauth.access_tokens import AccessTokenVerifier
 from cardvault.oauth.client_cache import ClientCache
 from cardvault.oauth.throttle import FailureThrottle
@@ -52,6 +53,7 @@ class Runtime:
     feed: ChangeFeed
     freshness: Freshness
     clients: ClientCache
+    vault_keys: VaultKeys
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -75,6 +77,8 @@ class Runtime:
         clients = ClientCache(load, freshness.sync, enabled=db.dialect == "sqlite")
         feed.subscribe(revocations.apply)
         feed.subscribe(clients.apply)
+        vault_keys = VaultKeys(db, kek)
+        feed.subscribe(vault_keys.apply)
         feed.prime()
         revocations.load()
         runtime = cls(
@@ -94,6 +98,7 @@ class Runtime:
             feed=feed,
             freshness=freshness,
             clients=clients,
+            vault_keys=vault_keys,
         )
         runtime.verifier = AccessTokenVerifier(
             lambda: runtime.keyring,

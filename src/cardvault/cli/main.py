@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import IntegrityError
 
 from cardvault.cli.remote import register
@@ -165,6 +166,36 @@ def keys_rotate(
         kid, activates = key.kid, key.activates_at
     db.dispose()
     sys.stdout.write(json.dumps({"kid": kid, "activates_at": activates.isoformat()}) + "\n")
+
+
+@keys_app.command("rotate-data-key")
+def keys_rotate_data_key(
+    vault: Annotated[str, typer.Option("--vault", help="Id of the vault whose key rotates.")],
+    rewrap: Annotated[
+        bool,
+        typer.Option("--rewrap", help="Then re-encrypt the vault's cards under the new key."),
+    ] = False,
+) -> None:
+    """Give VAULT a new data key for new writes; older keys still decrypt."""
+    from cardvault.crypto import LocalFileKeyProvider
+    from cardvault.keys import UnknownVault, rewrap_cards, rotate_data_key
+    from cardvault.runtime import prepare
+
+    settings = get_settings()
+    db = prepare(settings)
+    try:
+        kek = LocalFileKeyProvider(settings.kek_path, create=False)
+        with db.transaction() as session:
+            version = rotate_data_key(session, kek, vault)
+        result: dict[str, object] = {"vault_id": vault, "version": version}
+        if rewrap:
+            result["rewrapped"] = rewrap_cards(db, kek, vault)
+    except UnknownVault as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    sys.stdout.write(json.dumps(result) + "\n")
 
 
 def main() -> None:

@@ -1,7 +1,15 @@
 """The only package that touches keys. Nothing else imports ``cryptography``."""
 
+from cardvault.crypto.envelope import (
+    Fingerprinter,
+    VaultCipher,
+    new_data_key,
+    unwrap_data_key,
+    wrap_data_key,
+)
 from cardvault.crypto.errors import CryptoError, DecryptionError, KeyUnavailableError
 from cardvault.crypto.kek import KeyProvider, LocalFileKeyProvider
+from cardvault.crypto.pan import InvalidPan, Pan, luhn_check_digit, luhn_valid
 from cardvault.crypto.passwords import generate_password, hash_password, verify_password
 from cardvault.crypto.secrets import (
     ClientSecret,
@@ -16,18 +24,27 @@ __all__ = [
     "ClientSecret",
     "CryptoError",
     "DecryptionError",
+    "Fingerprinter",
+    "InvalidPan",
     "KeyProvider",
     "KeyRing",
     "KeyUnavailableError",
     "LocalFileKeyProvider",
+    "Pan",
     "SecretHasher",
     "SigningKeyMaterial",
     "TokenInvalid",
+    "VaultCipher",
     "generate_client_id",
     "generate_client_secret",
     "generate_password",
     "generate_signing_key",
     "hash_password",
+    "luhn_check_digit",
+    "luhn_valid",
+    "new_data_key",
     "random_id",
+    "unwrap_data_key",
     "verify_password",
+    "wrap_data_key",
 ]

@@ -1,5 +1,13 @@
 """Installation keys: the client-secret pepper and the access-token signing keys."""
 
+from cardvault.keys.data_keys import (
+    UnknownVault,
+    create_data_key,
+    fingerprint_key,
+    load_vault_cipher,
+    rewrap_cards,
+    rotate_data_key,
+)
 from cardvault.keys.services import (
     ensure_installation_keys,
     load_keyring,
@@ -7,4 +15,15 @@ from cardvault.keys.services import (
     rotate_signing_key,
 )
 
-__all__ = ["ensure_installation_keys", "load_keyring", "load_pepper", "rotate_signing_key"]
+__all__ = [
+    "UnknownVault",
+    "create_data_key",
+    "ensure_installation_keys",
+    "fingerprint_key",
+    "load_keyring",
+    "load_pepper",
+    "load_vault_cipher",
+    "rewrap_cards",
+    "rotate_data_key",
+    "rotate_signing_key",
+]

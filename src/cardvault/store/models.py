@@ -184,10 +184,67 @@ class RevokedToken(Base):
     revoked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class DataKey(Base):
+    """A vault's data-encryption key, one row per version, wrapped by the KEK."""
+
+    __tablename__ = "data_keys"
+    __table_args__ = (UniqueConstraint("vault_id", "version", name="uq_data_keys_vault_version"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    vault_id: Mapped[str] = mapped_column(ForeignKey("vaults.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Card(Base):
+    """An enrolled card. The PAN is stored only encrypted under the vault's data key;
+    ``fingerprint`` is a keyed HMAC of the PAN (per organization) for de-duplication."""
+
+    __tablename__ = "cards"
+    __table_args__ = (
+        UniqueConstraint("vault_id", "fingerprint", name="uq_cards_vault_fingerprint"),
+        Index("ix_cards_vault_created", "vault_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    vault_id: Mapped[str] = mapped_column(ForeignKey("vaults.id"))
+    org_id: Mapped[str] = mapped_column(String(40))
+    pan_alias: Mapped[str] = mapped_column(String(40), unique=True)
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    pan_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    data_key_version: Mapped[int] = mapped_column(Integer)
+    bin: Mapped[str] = mapped_column(String(8))
+    last4: Mapped[str] = mapped_column(String(4))
+    brand: Mapped[str] = mapped_column(String(16))
+    exp_month: Mapped[int] = mapped_column(Integer)
+    exp_year: Mapped[int] = mapped_column(Integer)
+    holder_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a POST with an ``Idempotency-Key``, kept for 24 hours."""
+
+    __tablename__ = "idempotency_keys"
+
+    vault_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    method_path: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
 __all__ = [
     "AuditEvent",
     "Base",
+    "Card",
     "Change",
+    "DataKey",
+    "IdempotencyKey",
     "InstallationState",
     "Member",
     "Organization",

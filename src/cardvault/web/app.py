@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse
 from cardvault import __version__
 from cardvault.accounts.errors import AccountsError
 from cardvault.admin import members, service_accounts, vaults
-from cardvault.api import whoami
+from cardvault.api import cards, whoami
+from cardvault.cards.errors import CardError
 from cardvault.oauth.routes import OAuthRoutes, OAuthService
 from cardvault.runtime import Runtime
 from cardvault.settings import Settings, get_settings
@@ -22,6 +23,7 @@ from cardvault.web.errors import (
     ApiError,
     accounts_error_handler,
     api_error_handler,
+    card_error_handler,
     http_error_handler,
     validation_error_handler,
 )
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
         openapi_url="/openapi.json",
     )
     app.include_router(whoami.router)
+    app.include_router(cards.router)
     app.include_router(vaults.router)
     app.include_router(service_accounts.router)
     app.include_router(members.router)
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     app.add_api_route("/readyz", health, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(AccountsError, accounts_error_handler)
+    app.add_exception_handler(CardError, card_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     # The OAuth routes sit in front: they are the hottest path and skip FastAPI.

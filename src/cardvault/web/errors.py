@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from cardvault.accounts.errors import AccountsError, LimitReached, NotFound, ValidationFailed
+from cardvault.cards.errors import CardError
 
 
 class ApiError(Exception):
@@ -86,6 +87,12 @@ async def accounts_error_handler(_request: Request, exc: Exception) -> Response:
     if isinstance(exc, ValidationFailed):
         return error_response(422, exc.code, str(exc), source={"field": exc.field})
     return error_response(400, exc.code, str(exc))
+
+
+async def card_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CardError)
+    extra = {"source": {"field": exc.field}} if exc.field else {}
+    return error_response(exc.status, exc.code, exc.detail, **extra)
 
 
 async def validation_error_handler(_request: Request, exc: Exception) -> Response:

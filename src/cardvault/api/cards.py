@@ -1,0 +1,229 @@
+"""``/cards``: enrol, read, list, update and delete cards of the caller's vault."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
+
+from cardvault.api.idempotency import IdempotentRequest
+from cardvault.api.vault import VaultCaller, vault_caller
+from cardvault.audit import AuditRecord, write_audit
+from cardvault.cards import services as cards
+from cardvault.crypto.pan import InvalidPan, Pan
+from cardvault.store.models import Card
+from cardvault.store.paging import Cursor, InvalidCursor
+from cardvault.web.errors import Unprocessable
+
+router = APIRouter(prefix="/cards", tags=["cards"])
+
+Writer = Annotated[VaultCaller, Depends(vault_caller("cards:write"))]
+Reader = Annotated[VaultCaller, Depends(vault_caller("cards:read"))]
+Text = Annotated[str | None, Field(default=None, max_length=255)]
+
+
+class BillingAddress(BaseModel):
+    name: Text = None
+    company: Text = None
+    address1: Text = None
+    address2: Text = None
+    city: Text = None
+    region: Text = None
+    country: Text = None
+    postal_code: Annotated[str | None, Field(default=None, max_length=32)] = None
+    phone: Annotated[str | None, Field(default=None, max_length=32)] = None
+
+
+class HolderInfo(BaseModel):
+    name: Text = None
+    email: Text = None
+    number: Annotated[str | None, Field(default=None, max_length=32)] = None
+    billing_address: BillingAddress | None = None
+
+
+class CardIn(BaseModel):
+    pan: Annotated[str, Field(min_length=1, max_length=32)]
+    exp_month: int
+    exp_year: int
+    cvc: Annotated[str | None, Field(default=None, pattern=r"^\d{3,4}$")] = None
+    holder_info: HolderInfo | None = None
+
+    def __repr__(self) -> str:  # never show the PAN or CVC, even in a debugger
+        return "CardIn(pan='****', cvc='***')"
+
+
+class CardPatch(BaseModel):
+    exp_month: int | None = None
+    exp_year: int | None = None
+    holder_info: HolderInfo | None = None
+
+
+class CardOut(BaseModel):
+    id: str
+    pan_alias: str
+    bin: str
+    last4: str
+    brand: str
+    exp_month: int
+    exp_year: int
+    expires_at: str
+    holder_info: dict[str, Any] | None
+    fingerprint: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class CardPage(BaseModel):
+    data: list[CardOut]
+    next_cursor: str | None
+
+
+def card_out(card: Card) -> CardOut:
+    return CardOut(
+        id=card.id,
+        pan_alias=card.pan_alias,
+        bin=card.bin,
+        last4=card.last4,
+        brand=card.brand,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+        expires_at=f"{card.exp_year:04d}-{card.exp_month:02d}",
+        holder_info=card.holder_info,
+        fingerprint=card.fingerprint[:16].hex(),
+        created_at=card.created_at,
+        updated_at=card.updated_at,
+    )
+
+
+def _audit(caller: VaultCaller, action: str, card_id: str | None, **details: Any) -> AuditRecord:
+    return AuditRecord(
+        actor_type="service_account",
+        actor_id=caller.principal.client_id,
+        action=action,
+        outcome="success",
+        org_id=caller.org_id,
+        vault_id=caller.vault_id,
+        target_type="card",
+        target_id=card_id,
+        source_ip=caller.source_ip,
+        details=details or None,
+    )
+
+
+def _pan(value: str) -> Pan:
+    try:
+        return Pan(value)
+    except InvalidPan as invalid:
+        raise Unprocessable(f"pan: {invalid.reason}") from None
+
+
+def _json(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode()
+
+
+@router.post(
+    "",
+    response_model=CardOut,
+    status_code=201,
+    responses={200: {"description": "The PAN was already in the vault"}},
+)
+def enroll_card(
+    body: CardIn,
+    caller: Writer,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Enrol a card; a PAN already in the vault answers 200 with the existing card."""
+    runtime = caller.runtime
+    pan = _pan(body.pan)
+    expiry = cards.normalize_expiry(body.exp_month, body.exp_year, dt.date.today())
+    holder = body.holder_info.model_dump(exclude_none=True) if body.holder_info else None
+    idem = IdempotentRequest.of(
+        runtime.hasher, caller.vault_id, idempotency_key, "POST /cards", body.model_dump_json()
+    )
+    cipher = runtime.vault_keys.cipher(caller.vault_id)
+    fingerprinter = runtime.vault_keys.fingerprinter(caller.org_id)
+    for attempt in (1, 2):  # a concurrent twin (same PAN or key) wins once; then we read it
+        try:
+            with runtime.db.transaction() as session:
+                replay = idem.replay(session) if idem else None
+                if replay is not None:
+                    return Response(replay.body, replay.status, media_type="application/json")
+                card, created = cards.enroll(
+                    session,
+                    vault_id=caller.vault_id,
+                    org_id=caller.org_id,
+                    pan=pan,
+                    expiry=expiry,
+                    holder_info=holder,
+                    cipher=cipher,
+                    fingerprinter=fingerprinter,
+                )
+                status = 201 if created else 200
+                payload = _json(card_out(card))
+                if idem:
+                    idem.remember(session, status, payload)
+                write_audit(
+                    session, _audit(caller, "card.create" if created else "card.match", card.id)
+                )
+            return Response(payload, status, media_type="application/json")
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+@router.get("", response_model=CardPage)
+def list_cards(
+    caller: Reader,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: str | None = None,
+) -> CardPage:
+    try:
+        after = Cursor.decode(cursor) if cursor else None
+    except InvalidCursor as exc:
+        raise Unprocessable("cursor: not a cursor from this API") from exc
+    with caller.runtime.db.sessions() as session:
+        page, following = cards.list_cards(session, caller.vault_id, limit=limit, cursor=after)
+        result = CardPage(
+            data=[card_out(c) for c in page], next_cursor=following.encode() if following else None
+        )
+    caller.runtime.audit.add(_audit(caller, "card.list", None, count=len(result.data)))
+    return result
+
+
+@router.get("/{card_id}", response_model=CardOut)
+def get_card(card_id: str, caller: Reader) -> CardOut:
+    """A card by id or pan_alias."""
+    with caller.runtime.db.sessions() as session:
+        card = card_out(cards.get_card(session, caller.vault_id, card_id))
+    caller.runtime.audit.add(_audit(caller, "card.read", card.id))
+    return card
+
+
+@router.patch("/{card_id}", response_model=CardOut)
+def update_card(card_id: str, body: CardPatch, caller: Writer) -> CardOut:
+    """Change the expiry (both fields together) or the holder details."""
+    if (body.exp_month is None) != (body.exp_year is None):
+        raise Unprocessable("exp_month and exp_year: give both or neither")
+    expiry = None
+    if body.exp_month is not None and body.exp_year is not None:
+        expiry = cards.normalize_expiry(body.exp_month, body.exp_year, dt.date.today())
+    holder = body.holder_info.model_dump(exclude_none=True) if body.holder_info else None
+    with caller.runtime.db.transaction() as session:
+        card = cards.update_card(
+            session, caller.vault_id, card_id, expiry=expiry, holder_info=holder
+        )
+        out = card_out(card)
+        write_audit(session, _audit(caller, "card.update", card.id))
+    return out
+
+
+@router.delete("/{card_id}", status_code=204)
+def delete_card(card_id: str, caller: Writer) -> Response:
+    with caller.runtime.db.transaction() as session:
+        card = cards.delete_card(session, caller.vault_id, card_id)
+        write_audit(session, _audit(caller, "card.delete", card.id))
+    return Response(status_code=204)

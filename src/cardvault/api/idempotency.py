@@ -1,0 +1,86 @@
+"""``Idempotency-Key`` on POST: the same key and body within 24 h replays the first
+answer; the same key with another body is 422 ``idempotency-key-reused``.
+
+Only successful answers are kept: a refused request wrote nothing and may be retried.
+Request bodies are compared by a keyed hash (they may hold a PAN), never stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from cardvault.crypto import SecretHasher
+from cardvault.store.models import IdempotencyKey
+from cardvault.store.types import utcnow
+from cardvault.web.errors import ApiError, Unprocessable
+
+RETENTION = dt.timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKeyReused(ApiError):
+    status = 422
+    code = "idempotency-key-reused"
+
+
+@dataclass(frozen=True)
+class Replay:
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    vault_id: str
+    key: str
+    method_path: str
+    request_hash: bytes
+
+    @classmethod
+    def of(
+        cls, hasher: SecretHasher, vault_id: str, key: str | None, method_path: str, body: str
+    ) -> IdempotentRequest | None:
+        if key is None:
+            return None
+        if not 1 <= len(key) <= MAX_KEY_LENGTH:
+            raise Unprocessable(f"Idempotency-Key: must be 1-{MAX_KEY_LENGTH} characters")
+        return cls(vault_id, key, method_path, hasher.hash(f"{method_path}\n{body}"))
+
+    def replay(self, session: Session) -> Replay | None:
+        """The stored answer, or ``None`` if this key is new (or older than 24 h)."""
+        row = session.scalar(
+            select(IdempotencyKey).where(
+                IdempotencyKey.vault_id == self.vault_id, IdempotencyKey.key == self.key
+            )
+        )
+        if row is None:
+            return None
+        if row.created_at < utcnow() - RETENTION:
+            session.delete(row)
+            session.flush()
+            return None
+        if row.method_path != self.method_path or row.request_hash != self.request_hash:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was used with a different request in the last 24 hours"
+            )
+        return Replay(row.status, row.body)
+
+    def remember(self, session: Session, status: int, body: bytes) -> None:
+        session.add(
+            IdempotencyKey(
+                vault_id=self.vault_id,
+                key=self.key,
+                method_path=self.method_path,
+                request_hash=self.request_hash,
+                status=status,
+                body=body,
+            )
+        )
+
+
+def prune(session: Session) -> None:
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - RETENTION))

@@ -1,0 +1,49 @@
+"""Dependencies of the vault APIs: the caller's vault and its keys."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+
+from cardvault.api.auth import Principal, require_scope
+from cardvault.runtime import Runtime
+from cardvault.web.errors import ApiError
+
+
+class NotBoundToVault(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+@dataclass(frozen=True)
+class VaultCaller:
+    """A vault-bound caller: who, which vault, and where from."""
+
+    principal: Principal
+    vault_id: str
+    source_ip: str | None
+    runtime: Runtime
+
+    @property
+    def org_id(self) -> str:
+        return self.principal.org_id
+
+
+def vault_caller(scope: str) -> Callable[..., Awaitable[VaultCaller]]:
+    """A dependency admitting tokens with ``scope`` that are bound to a vault."""
+    guard = require_scope(scope)
+
+    async def dependency(request: Request, principal: Principal = Depends(guard)) -> VaultCaller:
+        if principal.vault_id is None:
+            raise NotBoundToVault("This token is not bound to a vault")
+        return VaultCaller(
+            principal=principal,
+            vault_id=principal.vault_id,
+            source_ip=request.client.host if request.client else None,
+            runtime=request.app.state.runtime,
+        )
+
+    dependency.__name__ = f"vault_{scope.replace(':', '_').replace('-', '_')}"
+    return dependency

@@ -1,0 +1,1 @@
+"""Enrolled cards: encrypted PANs, de-duplication, expiry and holder details."""

@@ -1,0 +1,153 @@
+"""Card enrolment and management. Plain values in, models out; no HTTP here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from cardvault.cards.errors import CardNotFound, InvalidCard
+from cardvault.crypto import random_id
+from cardvault.crypto.envelope import Fingerprinter, VaultCipher
+from cardvault.crypto.pan import Pan
+from cardvault.networks import brand_of
+from cardvault.store.models import Card
+from cardvault.store.paging import Cursor
+from cardvault.store.types import utcnow
+
+PAN_FIELD = "pan"
+
+
+@dataclass(frozen=True)
+class Expiry:
+    month: int
+    year: int
+
+    @property
+    def expires_at(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+def normalize_expiry(month: int, year: int, today: dt.date) -> Expiry:
+    """Month 1-12 and a two- or four-digit year; an expired card is refused."""
+    if not 1 <= month <= 12:
+        raise InvalidCard("exp_month: must be between 1 and 12", field="exp_month")
+    if 0 <= year <= 99:
+        year += 2000
+    if not 2000 <= year <= 2099:
+        raise InvalidCard("exp_year: must be a two- or four-digit year", field="exp_year")
+    if (year, month) < (today.year, today.month):
+        raise InvalidCard("exp_year: the card has expired", field="exp_year")
+    return Expiry(month, year)
+
+
+def find_by_pan(session: Session, vault_id: str, fingerprint: bytes) -> Card | None:
+    return session.scalar(
+        select(Card).where(Card.vault_id == vault_id, Card.fingerprint == fingerprint)
+    )
+
+
+def enroll(
+    session: Session,
+    *,
+    vault_id: str,
+    org_id: str,
+    pan: Pan,
+    expiry: Expiry,
+    holder_info: dict[str, Any] | None,
+    cipher: VaultCipher,
+    fingerprinter: Fingerprinter,
+) -> tuple[Card, bool]:
+    """The vault's card for ``pan`` and whether it was created now.
+
+    A PAN already in the vault returns its card, with the expiry moved forward if the
+    new one is later. The PAN is stored only encrypted, bound to the card's id.
+    """
+    fingerprint = fingerprinter.digest(pan)
+    existing = find_by_pan(session, vault_id, fingerprint)
+    if existing is not None:
+        if (expiry.year, expiry.month) > (existing.exp_year, existing.exp_month):
+            existing.exp_month, existing.exp_year = expiry.month, expiry.year
+            existing.updated_at = utcnow()
+        return existing, False
+    card_id = random_id("card_")
+    card = Card(
+        id=card_id,
+        vault_id=vault_id,
+        org_id=org_id,
+        pan_alias=random_id("pan_", 24),
+        fingerprint=fingerprint,
+        pan_encrypted=cipher.encrypt(pan.reveal().encode(), record_id=card_id, field=PAN_FIELD),
+        data_key_version=cipher.current_version,
+        bin=pan.bin,
+        last4=pan.last4,
+        brand=brand_of(pan.reveal()),
+        exp_month=expiry.month,
+        exp_year=expiry.year,
+        holder_info=holder_info,
+    )
+    session.add(card)
+    session.flush()
+    return card, True
+
+
+def get_card(session: Session, vault_id: str, key: str) -> Card:
+    """The vault's card by id or pan_alias; other vaults' cards do not exist here."""
+    card = session.scalar(
+        select(Card).where(Card.vault_id == vault_id, or_(Card.id == key, Card.pan_alias == key))
+    )
+    if card is None:
+        raise CardNotFound(f"card {key} not found")
+    return card
+
+
+def list_cards(
+    session: Session, vault_id: str, *, limit: int, cursor: Cursor | None
+) -> tuple[Sequence[Card], Cursor | None]:
+    query = select(Card).where(Card.vault_id == vault_id)
+    if cursor is not None:
+        query = query.where(
+            or_(
+                Card.created_at < cursor.created_at,
+                (Card.created_at == cursor.created_at) & (Card.id < cursor.id),
+            )
+        )
+    rows = session.scalars(
+        query.order_by(Card.created_at.desc(), Card.id.desc()).limit(limit + 1)
+    ).all()
+    page = rows[:limit]
+    following = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return page, following
+
+
+def update_card(
+    session: Session,
+    vault_id: str,
+    key: str,
+    *,
+    expiry: Expiry | None,
+    holder_info: dict[str, Any] | None,
+) -> Card:
+    card = get_card(session, vault_id, key)
+    if expiry is not None:
+        card.exp_month, card.exp_year = expiry.month, expiry.year
+    if holder_info is not None:
+        card.holder_info = holder_info
+    card.updated_at = utcnow()
+    return card
+
+
+def delete_card(session: Session, vault_id: str, key: str) -> Card:
+    """Delete the card and its encrypted PAN; returns the deleted row's last values."""
+    card = get_card(session, vault_id, key)
+    session.delete(card)
+    return card
+
+
+def reveal_pan(card: Card, cipher: VaultCipher) -> Pan:
+    """The card's PAN, decrypted; only for sending to a token service provider."""
+    return Pan(cipher.decrypt(card.pan_encrypted, record_id=card.id, field=PAN_FIELD).decode())

@@ -1,0 +1,110 @@
+"""Primary account numbers (PANs) as a type that validates itself and never leaks.
+
+Only the BIN (first six digits) and the last four leave the vault, so ``repr``,
+``str``, f-strings and every exception show at most those. :meth:`Pan.reveal` is the
+one explicit way to get the digits, for encryption and for the networks.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+MIN_LENGTH, MAX_LENGTH = 12, 19
+_DIGITS = frozenset("0123456789")
+_SEPARATORS = str.maketrans("", "", " -")
+
+
+class InvalidPan(ValueError):
+    """The input is not a card number; ``reason`` says why, never with the digits."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid card number: {reason}")
+        self.reason = reason
+
+
+def _require_digits(value: str) -> None:
+    if not value or not set(value) <= _DIGITS:
+        raise InvalidPan("must contain only digits")
+
+
+def _luhn_sum(digits: str, *, double_first: bool) -> int:
+    """Luhn sum from the rightmost digit; ``double_first`` doubles that digit."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - ord("0")
+        if (position % 2 == 0) == double_first:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total
+
+
+def luhn_valid(digits: str) -> bool:
+    """True if ``digits`` (ASCII digits only, at least two) pass the Luhn check."""
+    if len(digits) < 2 or not set(digits) <= _DIGITS:
+        return False
+    return _luhn_sum(digits, double_first=False) % 10 == 0
+
+
+def luhn_check_digit(partial: str) -> str:
+    """The digit that makes ``partial + digit`` Luhn-valid; raises :class:`InvalidPan`
+    if ``partial`` is not made of digits."""
+    _require_digits(partial)
+    return str((10 - _luhn_sum(partial, double_first=True) % 10) % 10)
+
+
+class Pan:
+    """A validated card number: 12 to 19 digits that pass the Luhn check.
+
+    Spaces and dashes in the input are ignored. Raises :class:`InvalidPan` otherwise.
+    """
+
+    __slots__ = ("_digits",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise InvalidPan("must be a string of digits")
+        digits = value.translate(_SEPARATORS)
+        _require_digits(digits)
+        if not MIN_LENGTH <= len(digits) <= MAX_LENGTH:
+            raise InvalidPan(f"must be {MIN_LENGTH}-{MAX_LENGTH} digits")
+        if not luhn_valid(digits):
+            raise InvalidPan("fails the Luhn check")
+        self._digits = digits
+
+    def reveal(self) -> str:
+        """The full number. Only for encryption, fingerprints and the networks."""
+        return self._digits
+
+    @property
+    def bin(self) -> str:
+        return self._digits[:6]
+
+    @property
+    def last4(self) -> str:
+        return self._digits[-4:]
+
+    @property
+    def masked(self) -> str:
+        """BIN and last four, e.g. ``424242…4242``."""
+        return f"{self.bin}…{self.last4}"
+
+    def __repr__(self) -> str:
+        return f"Pan({self.masked!r})"
+
+    __str__ = __repr__
+
+    def __format__(self, format_spec: str) -> str:
+        return format(repr(self), format_spec)
+
+    def __len__(self) -> int:
+        return len(self._digits)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Pan):
+            return NotImplemented
+        return hmac.compare_digest(self._digits.encode(), other._digits.encode())
+
+    def __hash__(self) -> int:
+        return hash(("Pan", self.masked))
