@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     oauth_max_body: int = Field(default=8192, ge=1024)
     # Key-encryption key file. Empty: {data_dir}/kek.key (created 0600 on first start).
     kek_file: str = ""
+    # Threads per worker for blocking work (database calls of the API routes).
+    threads: int = Field(default=8, ge=1, le=200)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)

@@ -13,6 +13,7 @@ from cardvault.api.idempotency import IdempotentRequest
 from cardvault.api.vault import VaultCaller, vault_caller
 from cardvault.audit import AuditRecord, write_audit
 from cardvault.cards import services as cards
+from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import InvalidPan, Pan
 from cardvault.store.models import Card
 from cardvault.store.paging import Cursor, InvalidCursor
@@ -144,35 +145,54 @@ def enroll_card(
         runtime.hasher, caller.vault_id, idempotency_key, "POST /cards", body.model_dump_json()
     )
     cipher = runtime.vault_keys.cipher(caller.vault_id)
-    fingerprinter = runtime.vault_keys.fingerprinter(caller.org_id)
+    fingerprint = runtime.vault_keys.fingerprinter(caller.org_id).digest(pan)
     for attempt in (1, 2):  # a concurrent twin (same PAN or key) wins once; then we read it
         try:
-            with runtime.db.transaction() as session:
-                replay = idem.replay(session) if idem else None
-                if replay is not None:
-                    return Response(replay.body, replay.status, media_type="application/json")
-                card, created = cards.enroll(
-                    session,
-                    vault_id=caller.vault_id,
-                    org_id=caller.org_id,
-                    pan=pan,
-                    expiry=expiry,
-                    holder_info=holder,
-                    cipher=cipher,
-                    fingerprinter=fingerprinter,
-                )
-                status = 201 if created else 200
-                payload = _json(card_out(card))
-                if idem:
-                    idem.remember(session, status, payload)
-                write_audit(
-                    session, _audit(caller, "card.create" if created else "card.match", card.id)
-                )
-            return Response(payload, status, media_type="application/json")
+            return _enroll(caller, idem, pan, expiry, holder, cipher, fingerprint)
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _enroll(
+    caller: VaultCaller,
+    idem: IdempotentRequest | None,
+    pan: Pan,
+    expiry: cards.Expiry,
+    holder: dict[str, Any] | None,
+    cipher: VaultCipher,
+    fingerprint: bytes,
+) -> Response:
+    """Read first (replays and known PANs need no write lock), then one short write."""
+    db = caller.runtime.db
+    with db.sessions() as session:
+        replay = idem.replay(session) if idem else None
+        existing = cards.find_by_pan(session, caller.vault_id, fingerprint)
+    if replay is not None:
+        return Response(replay.body, replay.status, media_type="application/json")
+    card = existing or cards.new_card(
+        vault_id=caller.vault_id,
+        org_id=caller.org_id,
+        pan=pan,
+        expiry=expiry,
+        holder_info=holder,
+        cipher=cipher,
+        fingerprint=fingerprint,
+    )
+    status = 200 if existing else 201
+    with db.transaction() as session:
+        if existing is None:
+            cards.insert_card(session, card)
+        else:
+            cards.extend_expiry(session, card, expiry)
+        payload = _json(card_out(card))
+        if idem:
+            idem.remember(session, status, payload)
+        write_audit(
+            session, _audit(caller, "card.create" if status == 201 else "card.match", card.id)
+        )
+    return Response(payload, status, media_type="application/json")
 
 
 @router.get("", response_model=CardPage)

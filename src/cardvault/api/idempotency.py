@@ -57,11 +57,7 @@ class IdempotentRequest:
                 IdempotencyKey.vault_id == self.vault_id, IdempotencyKey.key == self.key
             )
         )
-        if row is None:
-            return None
-        if row.created_at < utcnow() - RETENTION:
-            session.delete(row)
-            session.flush()
+        if row is None or row.created_at < utcnow() - RETENTION:
             return None
         if row.method_path != self.method_path or row.request_hash != self.request_hash:
             raise IdempotencyKeyReused(

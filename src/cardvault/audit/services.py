@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from cardvault.store.db import Database
-from cardvault.store.models import AuditEvent, ServiceAccount
+from cardvault.store.models import AuditEvent, Base, ServiceAccount
 from cardvault.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def _last_uses(batch: list[AuditRecord]) -> dict[str, dt.datetime]:
 
 def write_audit(session: Session, record: AuditRecord) -> None:
     """Append ``record`` inside the caller's transaction."""
-    session.add(AuditEvent(**_row(record)))
+    session.connection().execute(insert(Base.metadata.tables["audit_events"]), [_row(record)])
 
 
 class AuditBuffer:
@@ -92,7 +92,7 @@ class AuditBuffer:
         if not batch:
             return 0
         try:
-            with self._db.engine.begin() as conn:
+            with self._db.write_connection() as conn:
                 conn.execute(insert(AuditEvent), [_row(r) for r in batch])
                 used = _last_uses(batch)
                 if used:

@@ -7,15 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.cards.errors import CardNotFound, InvalidCard
 from cardvault.crypto import random_id
-from cardvault.crypto.envelope import Fingerprinter, VaultCipher
+from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.networks import brand_of
-from cardvault.store.models import Card
+from cardvault.store.models import Base, Card
 from cardvault.store.paging import Cursor
 from cardvault.store.types import utcnow
 
@@ -51,8 +51,7 @@ def find_by_pan(session: Session, vault_id: str, fingerprint: bytes) -> Card | N
     )
 
 
-def enroll(
-    session: Session,
+def new_card(
     *,
     vault_id: str,
     org_id: str,
@@ -60,22 +59,12 @@ def enroll(
     expiry: Expiry,
     holder_info: dict[str, Any] | None,
     cipher: VaultCipher,
-    fingerprinter: Fingerprinter,
-) -> tuple[Card, bool]:
-    """The vault's card for ``pan`` and whether it was created now.
-
-    A PAN already in the vault returns its card, with the expiry moved forward if the
-    new one is later. The PAN is stored only encrypted, bound to the card's id.
-    """
-    fingerprint = fingerprinter.digest(pan)
-    existing = find_by_pan(session, vault_id, fingerprint)
-    if existing is not None:
-        if (expiry.year, expiry.month) > (existing.exp_year, existing.exp_month):
-            existing.exp_month, existing.exp_year = expiry.month, expiry.year
-            existing.updated_at = utcnow()
-        return existing, False
+    fingerprint: bytes,
+) -> Card:
+    """A card not yet stored: the PAN encrypted and bound to the new card's id."""
     card_id = random_id("card_")
-    card = Card(
+    now = utcnow()
+    return Card(
         id=card_id,
         vault_id=vault_id,
         org_id=org_id,
@@ -89,10 +78,33 @@ def enroll(
         exp_month=expiry.month,
         exp_year=expiry.year,
         holder_info=holder_info,
+        created_at=now,
+        updated_at=now,
     )
-    session.add(card)
-    session.flush()
-    return card, True
+
+
+_CARD_COLUMNS = tuple(c.key for c in Card.__table__.columns)
+
+
+def insert_card(session: Session, card: Card) -> None:
+    """Store a card made by :func:`new_card` (one INSERT; a PAN already in the vault
+    raises ``IntegrityError`` through the unique fingerprint)."""
+    row = {name: getattr(card, name) for name in _CARD_COLUMNS}
+    session.connection().execute(insert(Base.metadata.tables["cards"]), [row])
+
+
+def extend_expiry(session: Session, card: Card, expiry: Expiry) -> bool:
+    """Move the card's expiry forward if ``expiry`` is later; True if it changed."""
+    if (expiry.year, expiry.month) <= (card.exp_year, card.exp_month):
+        return False
+    now = utcnow()
+    session.execute(
+        update(Card)
+        .where(Card.id == card.id)
+        .values(exp_month=expiry.month, exp_year=expiry.year, updated_at=now)
+    )
+    card.exp_month, card.exp_year, card.updated_at = expiry.month, expiry.year, now
+    return True
 
 
 def get_card(session: Session, vault_id: str, key: str) -> Card:

@@ -7,14 +7,13 @@ nothing for random secrets and would make the token endpoint slow.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
-import string
 from collections.abc import Iterable
 
 SECRET_PREFIX = "cvs_"  # noqa: S105 (a prefix, not a secret)
-_ALPHABET = string.ascii_lowercase + string.digits
 
 
 class ClientSecret:
@@ -43,8 +42,10 @@ class ClientSecret:
 
 
 def random_id(prefix: str, length: int = 20) -> str:
-    """An unguessable identifier such as ``org_3k9x…`` (about 5 bits per character)."""
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """An unguessable identifier such as ``org_3k9x…``: 5 random bits per character
+    (lowercase base32, so only ``a-z`` and ``2-7``)."""
+    raw = base64.b32encode(secrets.token_bytes((length * 5 + 7) // 8)).decode()
+    return prefix + raw[:length].lower()
 
 
 def generate_client_id() -> str:

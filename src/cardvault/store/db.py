@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -16,11 +17,23 @@ class StoreError(Exception):
 
 
 class Database:
-    """One engine and its session factory."""
+    """One engine and its session factories.
+
+    ``sessions()`` is for reads. ``transaction()`` is for writes: on SQLite it starts
+    with ``BEGIN IMMEDIATE`` (so a transaction that reads before it writes cannot fail
+    to upgrade its lock) and writers of one process queue on a lock instead of
+    polling SQLite's busy handler.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writes = sessionmaker(
+            engine.execution_options(cardvault_write=True), expire_on_commit=False
+        )
+        self._write_lock: threading.Lock | None = (
+            threading.Lock() if engine.dialect.name == "sqlite" else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -29,8 +42,23 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed on success and rolled back on error."""
-        with self.sessions.begin() as session:
+        if self._write_lock is None:
+            with self._writes.begin() as session:
+                yield session
+            return
+        with self._write_lock, self._writes.begin() as session:
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A Core connection in a write transaction (same rules as ``transaction``)."""
+        engine = self.engine.execution_options(cardvault_write=True)
+        if self._write_lock is None:
+            with engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, engine.begin() as conn:
+            yield conn
 
     def ping(self) -> bool:
         try:
@@ -45,12 +73,18 @@ class Database:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event below emits BEGIN
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("cardvault_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def create_database(url: str) -> Database:
@@ -66,6 +100,7 @@ def create_database(url: str) -> Database:
             max_overflow=20,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     return Database(engine)
