@@ -123,7 +123,22 @@ class Runtime:
             asyncio.create_task(self.feed.run(), name="change-feed"),
             asyncio.create_task(self._flush_loop(), name="audit-flush"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
+            asyncio.create_task(self._settle_loop(), name="settle-pending-tokens"),
         ]
+
+    async def _settle_loop(self) -> None:
+        """Moves PENDING network tokens on once the network has decided."""
+        from cardvault.network_tokens.services import settle_pending
+        from cardvault.networks.simulator import provider_for
+
+        while True:
+            await asyncio.sleep(self.settings.settle_interval)
+            try:
+                await asyncio.to_thread(
+                    settle_pending, self.db, provider_for, self.vault_keys.cipher
+                )
+            except Exception:
+                log.exception("settling pending network tokens failed; will retry")
 
     async def _flush_loop(self) -> None:
         while True:

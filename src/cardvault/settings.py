@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     throttle_client_ip_failures: int = Field(default=10, ge=1)
     throttle_ip_failures: int = Field(default=30, ge=1)
     throttle_client_failures: int = Field(default=100, ge=1)
+    # How often each worker asks the networks about PENDING tokens (seconds).
+    settle_interval: float = Field(default=0.5, gt=0, le=60)
     # Most live service accounts one organization may have.
     max_service_accounts_per_org: int = Field(default=100, ge=1)
     # Largest accepted body on the OAuth endpoints, in bytes.

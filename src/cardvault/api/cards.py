@@ -15,6 +15,8 @@ from cardvault.audit import AuditRecord, write_audit
 from cardvault.cards import services as cards
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import InvalidPan, Pan
+from cardvault.network_tokens import services as network_tokens
+from cardvault.networks.simulator import provider_for
 from cardvault.store.models import Card
 from cardvault.store.paging import Cursor, InvalidCursor
 from cardvault.web.errors import Unprocessable
@@ -243,7 +245,11 @@ def update_card(card_id: str, body: CardPatch, caller: Writer) -> CardOut:
 
 @router.delete("/{card_id}", status_code=204)
 def delete_card(card_id: str, caller: Writer) -> Response:
+    """Delete the card; its network tokens are deleted at the network first."""
+    cipher = caller.runtime.vault_keys.cipher(caller.vault_id)
     with caller.runtime.db.transaction() as session:
-        card = cards.delete_card(session, caller.vault_id, card_id)
-        write_audit(session, _audit(caller, "card.delete", card.id))
+        card = cards.get_card(session, caller.vault_id, card_id)
+        removed = network_tokens.delete_all_of_card(session, provider_for, card, cipher)
+        cards.delete_card(session, caller.vault_id, card.id)
+        write_audit(session, _audit(caller, "card.delete", card.id, network_tokens=removed))
     return Response(status_code=204)

@@ -1,5 +1,50 @@
 """Card networks: brand detection and token service providers (simulators)."""
 
 from cardvault.networks.iin import brand_of
+from cardvault.networks.provider import (
+    ACTIVE,
+    DELETED,
+    FAILED,
+    PENDING,
+    SUSPENDED,
+    BrandNotSupported,
+    CardNotAllowed,
+    Cryptogram,
+    Declined,
+    InvalidTransition,
+    NetworkUnavailable,
+    NotActive,
+    ProviderError,
+    ProvisionRequest,
+    Rejected,
+    TokenServiceProvider,
+    TokenStatus,
+)
+from cardvault.networks.simulator import NetworkSimulator, provider_for, simulators
+from cardvault.networks.test_cards import TEST_CARDS, Outcome
 
-__all__ = ["brand_of"]
+__all__ = [
+    "ACTIVE",
+    "DELETED",
+    "FAILED",
+    "PENDING",
+    "SUSPENDED",
+    "TEST_CARDS",
+    "BrandNotSupported",
+    "CardNotAllowed",
+    "Cryptogram",
+    "Declined",
+    "InvalidTransition",
+    "NetworkSimulator",
+    "NetworkUnavailable",
+    "NotActive",
+    "Outcome",
+    "ProviderError",
+    "ProvisionRequest",
+    "Rejected",
+    "TokenServiceProvider",
+    "TokenStatus",
+    "brand_of",
+    "provider_for",
+    "simulators",
+]

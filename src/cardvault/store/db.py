@@ -34,30 +34,39 @@ class Database:
         self._write_lock: threading.Lock | None = (
             threading.Lock() if engine.dialect.name == "sqlite" else None
         )
+        self._local = threading.local()
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The process's write lock on SQLite; a nested write in one thread is a bug
+        (it would wait for itself), so it fails at once instead of hanging."""
+        if self._write_lock is None:
+            yield
+            return
+        if getattr(self._local, "writing", False):
+            raise StoreError("nested write transaction in one thread")
+        with self._write_lock:
+            self._local.writing = True
+            try:
+                yield
+            finally:
+                self._local.writing = False
+
+    @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed on success and rolled back on error."""
-        if self._write_lock is None:
-            with self._writes.begin() as session:
-                yield session
-            return
-        with self._write_lock, self._writes.begin() as session:
+        with self._writing(), self._writes.begin() as session:
             yield session
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """A Core connection in a write transaction (same rules as ``transaction``)."""
         engine = self.engine.execution_options(cardvault_write=True)
-        if self._write_lock is None:
-            with engine.begin() as conn:
-                yield conn
-            return
-        with self._write_lock, engine.begin() as conn:
+        with self._writing(), engine.begin() as conn:
             yield conn
 
     def ping(self) -> bool:

@@ -238,6 +238,74 @@ class IdempotencyKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
+class NetworkToken(Base):
+    """A network token of a card, as the platform knows it.
+
+    The token number is stored only encrypted under the vault's data key. At most one
+    live (not DELETED or FAILED) token per card: ``live_card_id`` holds the card id
+    while the token is live and NULL afterwards, under a unique constraint.
+    """
+
+    __tablename__ = "network_tokens"
+    __table_args__ = (Index("ix_network_tokens_vault_created", "vault_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    vault_id: Mapped[str] = mapped_column(ForeignKey("vaults.id"))
+    org_id: Mapped[str] = mapped_column(String(40))
+    card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
+    live_card_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    pan_alias: Mapped[str] = mapped_column(String(40), index=True)
+    network: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    token_last4: Mapped[str | None] = mapped_column(String(4))
+    token_exp_month: Mapped[int | None] = mapped_column(Integer)
+    token_exp_year: Mapped[int | None] = mapped_column(Integer)
+    payment_account_reference: Mapped[str | None] = mapped_column(String(29))
+    failure_reason: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SimulatedToken(Base):
+    """State kept by the built-in card-network simulators (the "network side")."""
+
+    __tablename__ = "simulated_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    network: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    token_number: Mapped[str] = mapped_column(String(19))
+    exp_month: Mapped[int] = mapped_column(Integer)
+    exp_year: Mapped[int] = mapped_column(Integer)
+    card_exp_month: Mapped[int] = mapped_column(Integer)
+    card_exp_year: Mapped[int] = mapped_column(Integer)
+    card_last4: Mapped[str] = mapped_column(String(4))
+    par: Mapped[str] = mapped_column(String(29))
+    cryptogram_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    counter: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(16))
+    settle_at: Mapped[dt.datetime | None]
+    failure_reason: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SimulatedCryptogram(Base):
+    """A cryptogram issued by a simulator, verifiable exactly once."""
+
+    __tablename__ = "simulated_cryptograms"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token_id: Mapped[str] = mapped_column(ForeignKey("simulated_tokens.id"), index=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    amount: Mapped[str | None] = mapped_column(String(32))
+    currency_code: Mapped[str | None] = mapped_column(String(3))
+    used_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 __all__ = [
     "AuditEvent",
     "Base",
@@ -247,11 +315,14 @@ __all__ = [
     "IdempotencyKey",
     "InstallationState",
     "Member",
+    "NetworkToken",
     "Organization",
     "Person",
     "RevokedToken",
     "ServiceAccount",
     "SigningKey",
+    "SimulatedCryptogram",
+    "SimulatedToken",
     "Vault",
     "WrappedSecret",
 ]

@@ -15,8 +15,10 @@ from starlette.responses import JSONResponse
 from cardvault import __version__
 from cardvault.accounts.errors import AccountsError
 from cardvault.admin import members, service_accounts, vaults
-from cardvault.api import cards, whoami
+from cardvault.api import cards, network_tokens, whoami
 from cardvault.cards.errors import CardError
+from cardvault.network_tokens.errors import TokenNotFound
+from cardvault.networks.provider import ProviderError
 from cardvault.oauth.routes import OAuthRoutes, OAuthService
 from cardvault.runtime import Runtime
 from cardvault.settings import Settings, get_settings
@@ -26,6 +28,8 @@ from cardvault.web.errors import (
     api_error_handler,
     card_error_handler,
     http_error_handler,
+    provider_error_handler,
+    token_not_found_handler,
     validation_error_handler,
 )
 from cardvault.web.logging import configure_logging
@@ -62,6 +66,7 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     )
     app.include_router(whoami.router)
     app.include_router(cards.router)
+    app.include_router(network_tokens.router)
     app.include_router(vaults.router)
     app.include_router(service_accounts.router)
     app.include_router(members.router)
@@ -70,6 +75,8 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(AccountsError, accounts_error_handler)
     app.add_exception_handler(CardError, card_error_handler)
+    app.add_exception_handler(ProviderError, provider_error_handler)
+    app.add_exception_handler(TokenNotFound, token_not_found_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     # The OAuth routes sit in front: they are the hottest path and skip FastAPI.

@@ -12,6 +12,8 @@ from starlette.responses import Response
 
 from cardvault.accounts.errors import AccountsError, LimitReached, NotFound, ValidationFailed
 from cardvault.cards.errors import CardError
+from cardvault.network_tokens.errors import TokenNotFound
+from cardvault.networks.provider import ProviderError
 
 
 class ApiError(Exception):
@@ -93,6 +95,17 @@ async def card_error_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CardError)
     extra = {"source": {"field": exc.field}} if exc.field else {}
     return error_response(exc.status, exc.code, exc.detail, **extra)
+
+
+async def provider_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProviderError)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return error_response(exc.status, exc.code, exc.detail, headers)
+
+
+async def token_not_found_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TokenNotFound)
+    return error_response(exc.status, exc.code, exc.detail)
 
 
 async def validation_error_handler(_request: Request, exc: Exception) -> Response:

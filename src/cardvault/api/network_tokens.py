@@ -1,0 +1,278 @@
+"""``/network-tokens``: Network Tokens API v1 (reference field names kept exactly)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cardvault.accounts.scopes import satisfies
+from cardvault.api.cards import CardIn, enroll_card
+from cardvault.api.idempotency import IdempotentRequest
+from cardvault.api.vault import VaultCaller, vault_caller
+from cardvault.audit import AuditRecord, write_audit
+from cardvault.cards import services as cards
+from cardvault.network_tokens import services as tokens
+from cardvault.networks.simulator import provider_for
+from cardvault.store.models import Card, NetworkToken
+from cardvault.store.paging import Cursor, InvalidCursor
+from cardvault.web.errors import InsufficientScope, Unprocessable
+
+router = APIRouter(prefix="/network-tokens", tags=["network tokens"])
+
+Writer = Annotated[VaultCaller, Depends(vault_caller("network-tokens:write"))]
+Reader = Annotated[VaultCaller, Depends(vault_caller("network-tokens:read"))]
+States = Literal["PENDING", "ACTIVE", "SUSPENDED", "DELETED", "FAILED"]
+
+
+class NetworkTokenIn(BaseModel):
+    pan_alias: str | None = None
+    card_id: str | None = None
+    pan: str | None = Field(default=None, max_length=32)
+    exp_month: int | None = None
+    exp_year: int | None = None
+    cvc: str | None = Field(default=None, pattern=r"^\d{3,4}$")
+
+    @model_validator(mode="after")
+    def _one_card(self) -> NetworkTokenIn:
+        if not (self.pan_alias or self.card_id or self.pan):
+            raise ValueError("give pan_alias, card_id or pan")
+        return self
+
+    def __repr__(self) -> str:
+        return f"NetworkTokenIn(pan_alias={self.pan_alias!r}, card_id={self.card_id!r})"
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(default="", max_length=255)
+
+
+class CryptogramIn(BaseModel):
+    amount: str | None = Field(default=None, pattern=r"^\d{1,12}(\.\d{1,3})?$")
+    currency_code: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    transaction_type: Literal["ECOM", "RECURRING", "AFT"] = "ECOM"
+    cryptogram_type: Literal["TAVV", "DTVV", "UCAF"] | None = None
+
+
+def _yyyy_mm(year: int | None, month: int | None) -> str | None:
+    return None if year is None or month is None else f"{year:04d}-{month:02d}"
+
+
+def token_out(token: NetworkToken, card: Card | None) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "pan_alias": token.pan_alias,
+        "network": token.network,
+        "network_token_last4": token.token_last4,
+        "expires_at": _yyyy_mm(token.token_exp_year, token.token_exp_month),
+        "state": token.state,
+        "payment_account_reference": token.payment_account_reference,
+        "failure_reason": token.failure_reason,
+        "created_at": token.created_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": token.updated_at.isoformat().replace("+00:00", "Z"),
+        "card": None
+        if card is None
+        else {
+            "last4": card.last4,
+            "bin": card.bin,
+            "expires_at": _yyyy_mm(card.exp_year, card.exp_month),
+            "holder_info": card.holder_info,
+        },
+    }
+
+
+def _json(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    import orjson
+
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def _audit(caller: VaultCaller, action: str, token_id: str | None, **details: Any) -> AuditRecord:
+    return AuditRecord(
+        actor_type="service_account",
+        actor_id=caller.principal.client_id,
+        action=action,
+        outcome="success",
+        org_id=caller.org_id,
+        vault_id=caller.vault_id,
+        target_type="network_token",
+        target_id=token_id,
+        source_ip=caller.source_ip,
+        details=details or None,
+    )
+
+
+def _card_for(session: Session, caller: VaultCaller, body: NetworkTokenIn) -> Card:
+    key = body.card_id or body.pan_alias
+    assert key is not None
+    return cards.get_card(session, caller.vault_id, key)
+
+
+def _enrol_first(caller: VaultCaller, body: NetworkTokenIn) -> str:
+    """For ``{pan, …}``: enrol the card (needs cards:write too) and return its id."""
+    if not satisfies(caller.principal.scopes, "cards:write"):
+        raise InsufficientScope("cards:write")
+    if body.exp_month is None or body.exp_year is None:
+        raise Unprocessable("exp_month and exp_year are required with pan")
+    card = CardIn(pan=body.pan or "", exp_month=body.exp_month, exp_year=body.exp_year)
+    response = enroll_card(card, caller, None)
+    return str(orjson.loads(bytes(response.body))["id"])
+
+
+@router.post("", status_code=201)
+def provision(
+    body: NetworkTokenIn, caller: Writer, idempotency_key: Annotated[str | None, Header()] = None
+) -> Response:
+    """Provision the card's network token; a card with a live token returns it (200)."""
+    runtime = caller.runtime
+    idem = IdempotentRequest.of(
+        runtime.hasher,
+        caller.vault_id,
+        idempotency_key,
+        "POST /network-tokens",
+        body.model_dump_json(),
+    )
+    if body.pan and not (body.card_id or body.pan_alias):
+        body = body.model_copy(update={"card_id": _enrol_first(caller, body), "pan": None})
+    cipher = runtime.vault_keys.cipher(caller.vault_id)
+    for attempt in (1, 2):
+        try:
+            with runtime.db.transaction() as session:
+                replay = idem.replay(session) if idem else None
+                if replay is not None:
+                    return Response(replay.body, replay.status, media_type="application/json")
+                card = _card_for(session, caller, body)
+                expiry = cards.normalize_expiry(
+                    body.exp_month or card.exp_month,
+                    body.exp_year or card.exp_year,
+                    dt.date.today(),
+                )
+                token, created = tokens.provision(
+                    session,
+                    provider_for(card.brand),
+                    card,
+                    cipher,
+                    exp_month=expiry.month,
+                    exp_year=expiry.year,
+                    cvc=body.cvc,
+                )
+                status = 201 if created else 200
+                response = _json(token_out(token, card), status)
+                if idem:
+                    idem.remember(session, status, bytes(response.body))
+                write_audit(
+                    session,
+                    _audit(
+                        caller,
+                        "network_token.provision",
+                        token.id,
+                        state=token.state,
+                        card_id=card.id,
+                    ),
+                )
+            return response
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+@router.get("")
+def list_tokens(
+    caller: Reader,
+    state: States | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: str | None = None,
+) -> Response:
+    try:
+        after = Cursor.decode(cursor) if cursor else None
+    except InvalidCursor as exc:
+        raise Unprocessable("cursor: not a cursor from this API") from exc
+    with caller.runtime.db.sessions() as session:
+        page, following = tokens.list_tokens(
+            session, caller.vault_id, state=state, limit=limit, cursor=after
+        )
+        data = [token_out(t, session.get(Card, t.card_id)) for t in page]
+    caller.runtime.audit.add(_audit(caller, "network_token.list", None, count=len(data)))
+    return _json({"data": data, "next_cursor": following.encode() if following else None})
+
+
+@router.get("/{pan_alias}")
+def get_token(pan_alias: str, caller: Reader) -> Response:
+    with caller.runtime.db.sessions() as session:
+        token = tokens.get_token(session, caller.vault_id, pan_alias)
+        body = token_out(token, session.get(Card, token.card_id))
+    caller.runtime.audit.add(_audit(caller, "network_token.read", token.id))
+    return _json(body)
+
+
+def _transition(name: str, pan_alias: str, caller: VaultCaller, reason: str) -> Response:
+    runtime = caller.runtime
+    cipher = runtime.vault_keys.cipher(caller.vault_id)
+    with runtime.db.transaction() as session:
+        token = tokens.get_token(session, caller.vault_id, pan_alias)
+        card = session.get(Card, token.card_id)
+        assert card is not None
+        tokens.Transition(name).run(session, provider_for(card.brand), token, cipher, reason)
+        body = token_out(token, card)
+        write_audit(session, _audit(caller, f"network_token.{name}", token.id, reason=reason))
+    return _json(body)
+
+
+@router.delete("/{pan_alias}")
+def delete_token(pan_alias: str, caller: Writer) -> Response:
+    return _transition("delete", pan_alias, caller, "deleted by the token requestor")
+
+
+@router.post("/{pan_alias}/suspend")
+def suspend_token(pan_alias: str, caller: Writer, body: ReasonIn | None = None) -> Response:
+    return _transition("suspend", pan_alias, caller, (body or ReasonIn()).reason)
+
+
+@router.post("/{pan_alias}/resume")
+def resume_token(pan_alias: str, caller: Writer, body: ReasonIn | None = None) -> Response:
+    return _transition("resume", pan_alias, caller, (body or ReasonIn()).reason)
+
+
+@router.post("/{pan_alias}/cryptogram")
+def get_cryptogram(pan_alias: str, body: CryptogramIn, caller: Writer) -> Response:
+    runtime = caller.runtime
+    cipher = runtime.vault_keys.cipher(caller.vault_id)
+    with runtime.db.transaction() as session:
+        token = tokens.get_token(session, caller.vault_id, pan_alias)
+        card = session.get(Card, token.card_id)
+        assert card is not None
+        number, value = tokens.cryptogram(
+            session,
+            provider_for(card.brand),
+            token,
+            cipher,
+            amount=body.amount,
+            currency_code=body.currency_code,
+            transaction_type=body.transaction_type,
+            cryptogram_type=body.cryptogram_type,
+        )
+        write_audit(
+            session,
+            _audit(
+                caller, "network_token.cryptogram", token.id, transaction_type=body.transaction_type
+            ),
+        )
+        return _json(
+            {
+                "network_token": number,
+                "exp_month": token.token_exp_month,
+                "exp_year": token.token_exp_year,
+                "expires_at": _yyyy_mm(token.token_exp_year, token.token_exp_month),
+                "cryptogram": value.value,
+                "eci": value.eci,
+                "cryptogram_type": value.cryptogram_type,
+            }
+        )

@@ -1,0 +1,1 @@
+"""Network tokens of enrolled cards: provisioning, lifecycle and cryptograms."""

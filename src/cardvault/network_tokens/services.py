@@ -1,0 +1,274 @@
+"""Provisioning and lifecycle of network tokens; plain values in, models out.
+
+The provider (a card network, or its simulator) is called inside the caller's
+transaction, so the platform's record and the network's state commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from cardvault.cards.services import reveal_pan
+from cardvault.crypto import random_id
+from cardvault.crypto.envelope import VaultCipher
+from cardvault.crypto.pan import Pan
+from cardvault.network_tokens.errors import TokenNotFound
+from cardvault.networks.provider import (
+    DELETED,
+    FAILED,
+    Cryptogram,
+    ProvisionRequest,
+    TokenServiceProvider,
+    TokenStatus,
+)
+from cardvault.store.db import Database
+from cardvault.store.models import Card, NetworkToken
+from cardvault.store.paging import Cursor
+from cardvault.store.types import utcnow
+
+TOKEN_FIELD = "network_token"  # noqa: S105 (a field name)
+FINAL = (DELETED, FAILED)
+
+ProviderFor = Callable[[str], TokenServiceProvider]
+
+
+def live_token(session: Session, card_id: str) -> NetworkToken | None:
+    return session.scalar(select(NetworkToken).where(NetworkToken.live_card_id == card_id))
+
+
+def _apply(token: NetworkToken, status: TokenStatus, cipher: VaultCipher) -> None:
+    """Copy the network's view onto the platform's record."""
+    token.state = status.state
+    token.token_encrypted = cipher.encrypt(
+        status.token_number.encode(), record_id=token.id, field=TOKEN_FIELD
+    )
+    token.token_last4 = status.token_number[-4:]
+    token.token_exp_month, token.token_exp_year = status.exp_month, status.exp_year
+    token.payment_account_reference = status.payment_account_reference
+    token.failure_reason = status.failure_reason
+    token.live_card_id = None if status.state in FINAL else token.card_id
+    token.updated_at = utcnow()
+
+
+def provision(
+    session: Session,
+    provider: TokenServiceProvider,
+    card: Card,
+    cipher: VaultCipher,
+    *,
+    exp_month: int,
+    exp_year: int,
+    cvc: str | None,
+) -> tuple[NetworkToken, bool]:
+    """The card's live token, provisioning one if it has none; and whether it is new."""
+    existing = live_token(session, card.id)
+    if existing is not None:
+        return existing, False
+    status = provider.provision(
+        session,
+        ProvisionRequest(reveal_pan(card, cipher), exp_month, exp_year, cvc),
+    )
+    now = utcnow()
+    token = NetworkToken(
+        id=random_id("ntk_"),
+        vault_id=card.vault_id,
+        org_id=card.org_id,
+        card_id=card.id,
+        pan_alias=card.pan_alias,
+        network=status.network,
+        provider_id=status.provider_id,
+        state=status.state,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply(token, status, cipher)
+    session.add(token)
+    session.flush()
+    return token, True
+
+
+def get_token(session: Session, vault_id: str, key: str) -> NetworkToken:
+    """The vault's token by pan_alias (the live one, else the latest) or by id."""
+    token = session.scalar(
+        select(NetworkToken)
+        .where(
+            NetworkToken.vault_id == vault_id,
+            or_(NetworkToken.pan_alias == key, NetworkToken.id == key),
+        )
+        .order_by(NetworkToken.live_card_id.is_(None), NetworkToken.created_at.desc())
+        .limit(1)
+    )
+    if token is None:
+        raise TokenNotFound(f"network token {key} not found")
+    return token
+
+
+def list_tokens(
+    session: Session, vault_id: str, *, state: str | None, limit: int, cursor: Cursor | None
+) -> tuple[Sequence[NetworkToken], Cursor | None]:
+    query = select(NetworkToken).where(NetworkToken.vault_id == vault_id)
+    if state:
+        query = query.where(NetworkToken.state == state)
+    if cursor is not None:
+        query = query.where(
+            or_(
+                NetworkToken.created_at < cursor.created_at,
+                (NetworkToken.created_at == cursor.created_at) & (NetworkToken.id < cursor.id),
+            )
+        )
+    rows = session.scalars(
+        query.order_by(NetworkToken.created_at.desc(), NetworkToken.id.desc()).limit(limit + 1)
+    ).all()
+    page = rows[:limit]
+    following = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return page, following
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str  # suspend | resume | delete
+
+    def run(
+        self,
+        session: Session,
+        provider: TokenServiceProvider,
+        token: NetworkToken,
+        cipher: VaultCipher,
+        reason: str,
+    ) -> NetworkToken:
+        if self.name == "suspend":
+            status = provider.suspend(session, token.provider_id, reason)
+        elif self.name == "resume":
+            status = provider.resume(session, token.provider_id, reason)
+        else:
+            status = provider.delete(session, token.provider_id)
+        _apply(token, status, cipher)
+        return token
+
+
+def refresh(
+    session: Session, provider: TokenServiceProvider, token: NetworkToken, cipher: VaultCipher
+) -> bool:
+    """Ask the network for the token's state; True if it changed."""
+    status = provider.status(session, token.provider_id)
+    if status.state == token.state:
+        return False
+    _apply(token, status, cipher)
+    return True
+
+
+def cryptogram(
+    session: Session,
+    provider: TokenServiceProvider,
+    token: NetworkToken,
+    cipher: VaultCipher,
+    *,
+    amount: str | None,
+    currency_code: str | None,
+    transaction_type: str,
+    cryptogram_type: str | None,
+) -> tuple[str, Cryptogram]:
+    """The token number and a fresh single-use cryptogram (only for ACTIVE tokens)."""
+    value = provider.cryptogram(
+        session,
+        token.provider_id,
+        amount=amount,
+        currency_code=currency_code,
+        transaction_type=transaction_type,
+        cryptogram_type=cryptogram_type,
+    )
+    assert token.token_encrypted is not None
+    number = cipher.decrypt(token.token_encrypted, record_id=token.id, field=TOKEN_FIELD)
+    return number.decode(), value
+
+
+def pending_tokens(session: Session, limit: int = 100) -> Sequence[NetworkToken]:
+    return session.scalars(
+        select(NetworkToken)
+        .where(NetworkToken.state == "PENDING")
+        .order_by(NetworkToken.updated_at)
+        .limit(limit)
+    ).all()
+
+
+def tokens_of_card(session: Session, card_id: str) -> Sequence[NetworkToken]:
+    return session.scalars(select(NetworkToken).where(NetworkToken.card_id == card_id)).all()
+
+
+def delete_all_of_card(
+    session: Session, provider_for: ProviderFor, card: Card, cipher: VaultCipher
+) -> int:
+    """Delete the card's tokens at the network, then the platform's records; returns
+    how many there were. Used before the card itself is deleted."""
+    found = tokens_of_card(session, card.id)
+    for token in found:
+        if token.state not in FINAL:
+            provider = provider_for(card.brand)
+            Transition("delete").run(session, provider, token, cipher, "card deleted")
+        session.delete(token)
+    session.flush()
+    return len(found)
+
+
+def settle_pending(
+    db: Database, provider_for: ProviderFor, cipher_of: Callable[[str], VaultCipher]
+) -> int:
+    """Background step: ask the network about PENDING tokens; returns how many changed.
+
+    Safe on several workers at once: each token is re-read and updated in its own
+    write transaction, and a token that is no longer PENDING is left alone.
+    """
+    with db.sessions() as session:
+        pending = [(t.id, t.vault_id) for t in pending_tokens(session)]
+    changed = 0
+    for token_id, vault_id in pending:
+        cipher = cipher_of(vault_id)  # outside the write transaction: it may load a key
+        with db.transaction() as session:
+            token = session.get(NetworkToken, token_id)
+            card = session.get(Card, token.card_id) if token else None
+            if token is None or card is None or token.state != "PENDING":
+                continue
+            changed += refresh(session, provider_for(card.brand), token, cipher)
+    return changed
+
+
+def apply_issuer_update(
+    session: Session,
+    token: NetworkToken,
+    card: Card,
+    status: TokenStatus,
+    cipher: VaultCipher,
+    *,
+    new_pan: Pan | None = None,
+    fingerprint: bytes | None = None,
+) -> None:
+    """Apply an issuer-side event (new PAN, new expiry, suspend, resume, delete) that
+    the network reported: the token's record and, for card changes, the card."""
+    _apply(token, status, cipher)
+    if new_pan is not None and fingerprint is not None:
+        card.pan_encrypted = cipher.encrypt(
+            new_pan.reveal().encode(), record_id=card.id, field="pan"
+        )
+        card.data_key_version = cipher.current_version
+        card.fingerprint = fingerprint
+        card.bin, card.last4 = new_pan.bin, new_pan.last4
+    card.exp_month, card.exp_year = status.card_exp_month, status.card_exp_year
+    card.updated_at = utcnow()
+
+
+def token_by_alias(session: Session, pan_alias: str) -> tuple[NetworkToken, Card]:
+    """Operator lookup across vaults: the alias's live (else latest) token and its card."""
+    token = session.scalar(
+        select(NetworkToken)
+        .where(NetworkToken.pan_alias == pan_alias)
+        .order_by(NetworkToken.live_card_id.is_(None), NetworkToken.created_at.desc())
+        .limit(1)
+    )
+    card = session.get(Card, token.card_id) if token else None
+    if token is None or card is None:
+        raise TokenNotFound(f"network token {pan_alias} not found")
+    return token, card
