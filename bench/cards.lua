@@ -1,4 +1,5 @@
--- wrk script: POST /cards with a fresh random Luhn-valid Visa-range PAN per request.
+-- wrk script: POST {pan, exp_month, exp_year} with a fresh random Luhn-valid Visa-range PAN
+-- per request (to /cards, or to /network-tokens to enrol and provision at once).
 -- Header "Authorization: Bearer $CV_BEARER". done() prints one RESULT line.
 
 local token = os.getenv("CV_BEARER")

@@ -466,6 +466,47 @@ def measure_cards(ctx: Context, server: Server) -> list[Result]:
         server.url + path, BEARER_LUA, RESOURCE_CONNECTIONS, ctx.duration, {"CV_BEARER": token}
     )
     results.append(Result("GET /cards/{id}", server.workers, RESOURCE_CONNECTIONS, fields, line))
+    results.extend(measure_network_tokens(ctx, server, token, card.json()["pan_alias"]))
+    return results
+
+
+def measure_network_tokens(
+    ctx: Context, server: Server, token: str, pan_alias: str
+) -> list[Result]:
+    """POST /network-tokens (enrol + provision a new random PAN) and GET by pan_alias."""
+    headers = {"Authorization": f"Bearer {token}"}
+    year = time.gmtime().tm_year + 3
+    provisioned = httpx.post(
+        f"{server.url}/network-tokens",
+        json={"pan_alias": pan_alias, "exp_month": 12, "exp_year": year},
+        headers=headers,
+        timeout=10,
+    )
+    if provisioned.status_code not in (200, 201) or provisioned.json()["state"] != "ACTIVE":
+        raise BenchError(f"token check failed: {provisioned.status_code} {provisioned.text[:300]}")
+    results = []
+    say(f"  POST /network-tokens workers={server.workers} c={RESOURCE_CONNECTIONS}")
+    line, fields = run_wrk(
+        server.url + "/network-tokens",
+        CARDS_LUA,
+        RESOURCE_CONNECTIONS,
+        ctx.duration,
+        {"CV_BEARER": token},
+    )
+    results.append(
+        Result("POST /network-tokens", server.workers, RESOURCE_CONNECTIONS, fields, line)
+    )
+    path = f"/network-tokens/{pan_alias}"
+    check_get(server.url + path, headers, "network_token_last4")
+    say(f"  GET /network-tokens/{{pan_alias}} workers={server.workers} c={RESOURCE_CONNECTIONS}")
+    line, fields = run_wrk(
+        server.url + path, BEARER_LUA, RESOURCE_CONNECTIONS, ctx.duration, {"CV_BEARER": token}
+    )
+    results.append(
+        Result(
+            "GET /network-tokens/{pan_alias}", server.workers, RESOURCE_CONNECTIONS, fields, line
+        )
+    )
     return results
 
 

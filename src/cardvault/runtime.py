@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from cardvault.accounts.services import ClientRecord, load_client
 from cardvault.audit import AuditBuffer
@@ -26,6 +28,8 @@ from cardvault.sync.changes import ChangeFeed, Freshness
 from cardvault.sync.revocations import RevocationState
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 ALLOWED_ALGS = ("ES256", "RS256")  # asymmetric only: never "none", never HMAC
 
@@ -110,6 +114,13 @@ class Runtime:
         )
         revocations.on_keys_changed = runtime.reload_keys
         return runtime
+
+    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking database work: inline on SQLite (local, microseconds; a thread
+        hop and GIL hand-offs cost more than the query), in a thread on PostgreSQL."""
+        if self.db.dialect == "sqlite":
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
 
     def reload_keys(self) -> None:
         retention = self.settings.key_retention

@@ -17,7 +17,6 @@ from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import InvalidPan, Pan
 from cardvault.network_tokens import services as network_tokens
 from cardvault.networks.simulator import provider_for
-from cardvault.store.models import Card
 from cardvault.store.paging import Cursor, InvalidCursor
 from cardvault.web.errors import Unprocessable
 
@@ -84,7 +83,8 @@ class CardPage(BaseModel):
     next_cursor: str | None
 
 
-def card_out(card: Card) -> CardOut:
+def card_out(card: Any) -> CardOut:
+    """The API form of a card (an ORM object or a row with the same columns)."""
     return CardOut(
         id=card.id,
         pan_alias=card.pan_alias,
@@ -133,7 +133,7 @@ def _json(model: BaseModel) -> bytes:
     status_code=201,
     responses={200: {"description": "The PAN was already in the vault"}},
 )
-def enroll_card(
+async def enroll_card(
     body: CardIn,
     caller: Writer,
     idempotency_key: Annotated[str | None, Header()] = None,
@@ -150,7 +150,9 @@ def enroll_card(
     fingerprint = runtime.vault_keys.fingerprinter(caller.org_id).digest(pan)
     for attempt in (1, 2):  # a concurrent twin (same PAN or key) wins once; then we read it
         try:
-            return _enroll(caller, idem, pan, expiry, holder, cipher, fingerprint)
+            return await runtime.run_db(
+                _enroll, caller, idem, pan, expiry, holder, cipher, fingerprint
+            )
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -170,7 +172,7 @@ def _enroll(
     db = caller.runtime.db
     with db.sessions() as session:
         replay = idem.replay(session) if idem else None
-        existing = cards.find_by_pan(session, caller.vault_id, fingerprint)
+        existing = cards.find_by_pan(session.connection(), caller.vault_id, fingerprint)
     if replay is not None:
         return Response(replay.body, replay.status, media_type="application/json")
     card = existing or cards.new_card(
@@ -217,12 +219,16 @@ def list_cards(
 
 
 @router.get("/{card_id}", response_model=CardOut)
-def get_card(card_id: str, caller: Reader) -> CardOut:
+async def get_card(card_id: str, caller: Reader) -> Response:
     """A card by id or pan_alias."""
-    with caller.runtime.db.sessions() as session:
-        card = card_out(cards.get_card(session, caller.vault_id, card_id))
+
+    def read() -> CardOut:
+        with caller.runtime.db.engine.connect() as conn:
+            return card_out(cards.read_card(conn, caller.vault_id, card_id))
+
+    card = await caller.runtime.run_db(read)
     caller.runtime.audit.add(_audit(caller, "card.read", card.id))
-    return card
+    return Response(_json(card), media_type="application/json")
 
 
 @router.patch("/{card_id}", response_model=CardOut)

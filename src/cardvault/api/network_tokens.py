@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -17,9 +18,10 @@ from cardvault.api.idempotency import IdempotentRequest
 from cardvault.api.vault import VaultCaller, vault_caller
 from cardvault.audit import AuditRecord, write_audit
 from cardvault.cards import services as cards
+from cardvault.crypto.envelope import VaultCipher
 from cardvault.network_tokens import services as tokens
 from cardvault.networks.simulator import provider_for
-from cardvault.store.models import Card, NetworkToken
+from cardvault.store.models import Card
 from cardvault.store.paging import Cursor, InvalidCursor
 from cardvault.web.errors import InsufficientScope, Unprocessable
 
@@ -63,7 +65,8 @@ def _yyyy_mm(year: int | None, month: int | None) -> str | None:
     return None if year is None or month is None else f"{year:04d}-{month:02d}"
 
 
-def token_out(token: NetworkToken, card: Card | None) -> dict[str, Any]:
+def token_out(token: Any, card: Any) -> dict[str, Any]:
+    """The reference's token object from a token and its card (ORM objects or rows)."""
     return {
         "id": token.id,
         "pan_alias": token.pan_alias,
@@ -115,19 +118,19 @@ def _card_for(session: Session, caller: VaultCaller, body: NetworkTokenIn) -> Ca
     return cards.get_card(session, caller.vault_id, key)
 
 
-def _enrol_first(caller: VaultCaller, body: NetworkTokenIn) -> str:
+async def _enrol_first(caller: VaultCaller, body: NetworkTokenIn) -> str:
     """For ``{pan, …}``: enrol the card (needs cards:write too) and return its id."""
     if not satisfies(caller.principal.scopes, "cards:write"):
         raise InsufficientScope("cards:write")
     if body.exp_month is None or body.exp_year is None:
         raise Unprocessable("exp_month and exp_year are required with pan")
     card = CardIn(pan=body.pan or "", exp_month=body.exp_month, exp_year=body.exp_year)
-    response = enroll_card(card, caller, None)
+    response = await enroll_card(card, caller, None)
     return str(orjson.loads(bytes(response.body))["id"])
 
 
 @router.post("", status_code=201)
-def provision(
+async def provision(
     body: NetworkTokenIn, caller: Writer, idempotency_key: Annotated[str | None, Header()] = None
 ) -> Response:
     """Provision the card's network token; a card with a live token returns it (200)."""
@@ -140,48 +143,49 @@ def provision(
         body.model_dump_json(),
     )
     if body.pan and not (body.card_id or body.pan_alias):
-        body = body.model_copy(update={"card_id": _enrol_first(caller, body), "pan": None})
+        body = body.model_copy(update={"card_id": await _enrol_first(caller, body), "pan": None})
     cipher = runtime.vault_keys.cipher(caller.vault_id)
     for attempt in (1, 2):
         try:
-            with runtime.db.transaction() as session:
-                replay = idem.replay(session) if idem else None
-                if replay is not None:
-                    return Response(replay.body, replay.status, media_type="application/json")
-                card = _card_for(session, caller, body)
-                expiry = cards.normalize_expiry(
-                    body.exp_month or card.exp_month,
-                    body.exp_year or card.exp_year,
-                    dt.date.today(),
-                )
-                token, created = tokens.provision(
-                    session,
-                    provider_for(card.brand),
-                    card,
-                    cipher,
-                    exp_month=expiry.month,
-                    exp_year=expiry.year,
-                    cvc=body.cvc,
-                )
-                status = 201 if created else 200
-                response = _json(token_out(token, card), status)
-                if idem:
-                    idem.remember(session, status, bytes(response.body))
-                write_audit(
-                    session,
-                    _audit(
-                        caller,
-                        "network_token.provision",
-                        token.id,
-                        state=token.state,
-                        card_id=card.id,
-                    ),
-                )
-            return response
+            return await runtime.run_db(_provision, caller, body, idem, cipher)
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _provision(
+    caller: VaultCaller,
+    body: NetworkTokenIn,
+    idem: IdempotentRequest | None,
+    cipher: VaultCipher,
+) -> Response:
+    with caller.runtime.db.transaction() as session:
+        replay = idem.replay(session) if idem else None
+        if replay is not None:
+            return Response(replay.body, replay.status, media_type="application/json")
+        card = _card_for(session, caller, body)
+        expiry = cards.normalize_expiry(
+            body.exp_month or card.exp_month, body.exp_year or card.exp_year, dt.date.today()
+        )
+        token, created = tokens.provision(
+            session,
+            provider_for(card.brand),
+            card,
+            cipher,
+            exp_month=expiry.month,
+            exp_year=expiry.year,
+            cvc=body.cvc,
+        )
+        status = 201 if created else 200
+        response = _json(token_out(token, card), status)
+        if idem:
+            idem.remember(session, status, bytes(response.body))
+        write_audit(
+            session,
+            _audit(caller, "network_token.provision", token.id, state=token.state, card_id=card.id),
+        )
+    return response
 
 
 @router.get("")
@@ -205,12 +209,21 @@ def list_tokens(
 
 
 @router.get("/{pan_alias}")
-def get_token(pan_alias: str, caller: Reader) -> Response:
-    with caller.runtime.db.sessions() as session:
-        token = tokens.get_token(session, caller.vault_id, pan_alias)
-        body = token_out(token, session.get(Card, token.card_id))
-    caller.runtime.audit.add(_audit(caller, "network_token.read", token.id))
-    return _json(body)
+async def get_token(pan_alias: str, caller: Reader) -> Response:
+    def read() -> Any:
+        with caller.runtime.db.engine.connect() as conn:
+            return tokens.read_token(conn, caller.vault_id, pan_alias)
+
+    row = await caller.runtime.run_db(read)
+    card = SimpleNamespace(
+        last4=row.card_last4,
+        bin=row.card_bin,
+        exp_year=row.card_exp_year,
+        exp_month=row.card_exp_month,
+        holder_info=row.card_holder_info,
+    )
+    caller.runtime.audit.add(_audit(caller, "network_token.read", row.id))
+    return _json(token_out(row, card))
 
 
 def _transition(name: str, pan_alias: str, caller: VaultCaller, reason: str) -> Response:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.cards.errors import CardNotFound, InvalidCard
@@ -45,10 +45,31 @@ def normalize_expiry(month: int, year: int, today: dt.date) -> Expiry:
     return Expiry(month, year)
 
 
-def find_by_pan(session: Session, vault_id: str, fingerprint: bytes) -> Card | None:
-    return session.scalar(
-        select(Card).where(Card.vault_id == vault_id, Card.fingerprint == fingerprint)
-    )
+# Hot reads are prebuilt Core statements: no ORM identity map, no statement building.
+_CARD_COLUMNS_SELECT = select(*Card.__table__.columns)
+CARD_BY_FINGERPRINT = _CARD_COLUMNS_SELECT.where(
+    Card.vault_id == bindparam("vault_id"), Card.fingerprint == bindparam("fingerprint")
+)
+CARD_BY_KEY = _CARD_COLUMNS_SELECT.where(
+    Card.vault_id == bindparam("vault_id"),
+    or_(Card.id == bindparam("key"), Card.pan_alias == bindparam("key")),
+)
+
+
+def find_by_pan(conn: Connection, vault_id: str, fingerprint: bytes) -> Card | None:
+    """The vault's card with this PAN fingerprint, as a detached object, or None."""
+    row = conn.execute(
+        CARD_BY_FINGERPRINT, {"vault_id": vault_id, "fingerprint": fingerprint}
+    ).first()
+    return None if row is None else Card(**row._mapping)
+
+
+def read_card(conn: Connection, vault_id: str, key: str) -> Any:
+    """A row of the vault's card by id or pan_alias (for reading only)."""
+    row = conn.execute(CARD_BY_KEY, {"vault_id": vault_id, "key": key}).first()
+    if row is None:
+        raise CardNotFound(f"card {key} not found")
+    return row
 
 
 def new_card(

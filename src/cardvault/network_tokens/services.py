@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from cardvault.cards.services import reveal_pan
@@ -105,6 +106,40 @@ def get_token(session: Session, vault_id: str, key: str) -> NetworkToken:
     if token is None:
         raise TokenNotFound(f"network token {key} not found")
     return token
+
+
+_TOKEN_AND_CARD = (
+    select(
+        *NetworkToken.__table__.columns,
+        Card.last4.label("card_last4"),
+        Card.bin.label("card_bin"),
+        Card.exp_month.label("card_exp_month"),
+        Card.exp_year.label("card_exp_year"),
+        Card.holder_info.label("card_holder_info"),
+    )
+    .join(Card, Card.id == NetworkToken.card_id)
+    .order_by(NetworkToken.live_card_id.is_(None), NetworkToken.created_at.desc())
+    .limit(1)
+)
+# Two statements rather than one OR, so each uses its own index (pan_alias, primary key).
+TOKEN_BY_ALIAS = _TOKEN_AND_CARD.where(
+    NetworkToken.pan_alias == bindparam("key"), NetworkToken.vault_id == bindparam("vault_id")
+)
+TOKEN_BY_ID = _TOKEN_AND_CARD.where(
+    NetworkToken.id == bindparam("key"), NetworkToken.vault_id == bindparam("vault_id")
+)
+
+
+def read_token(conn: Connection, vault_id: str, key: str) -> Any:
+    """A row of the vault's token (as :func:`get_token` finds it) with its card's
+    ``card_*`` columns, for reading only."""
+    params = {"vault_id": vault_id, "key": key}
+    row = conn.execute(TOKEN_BY_ALIAS, params).first()
+    if row is None:
+        row = conn.execute(TOKEN_BY_ID, params).first()
+    if row is None:
+        raise TokenNotFound(f"network token {key} not found")
+    return row
 
 
 def list_tokens(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,8 +22,8 @@ class Database:
 
     ``sessions()`` is for reads. ``transaction()`` is for writes: on SQLite it starts
     with ``BEGIN IMMEDIATE`` (so a transaction that reads before it writes cannot fail
-    to upgrade its lock) and writers of one process queue on a lock instead of
-    polling SQLite's busy handler.
+    to upgrade its lock), and writers queue on a thread lock and a lock file instead
+    of polling SQLite's busy handler.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -35,6 +36,12 @@ class Database:
             threading.Lock() if engine.dialect.name == "sqlite" else None
         )
         self._local = threading.local()
+        # Writers of different processes queue on a lock file: the kernel wakes the next
+        # one as soon as the lock is free, where SQLite's busy handler sleeps and polls.
+        self._lock_file: IO[bytes] | None = None
+        path = engine.url.database if engine.dialect.name == "sqlite" else None
+        if path and path != ":memory:":
+            self._lock_file = open(f"{path}.writelock", "ab")  # noqa: SIM115 (held open)
 
     @property
     def dialect(self) -> str:
@@ -51,9 +58,13 @@ class Database:
             raise StoreError("nested write transaction in one thread")
         with self._write_lock:
             self._local.writing = True
+            if self._lock_file is not None:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
             try:
                 yield
             finally:
+                if self._lock_file is not None:
+                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
                 self._local.writing = False
 
     @contextmanager
@@ -79,6 +90,9 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -92,8 +106,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    write = conn.get_execution_options().get("cardvault_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    """Writes take the write lock up front; reads run without an explicit transaction
+    (WAL gives every statement a consistent snapshot; a read needs no lock)."""
+    if conn.get_execution_options().get("cardvault_write", False):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_database(url: str) -> Database:

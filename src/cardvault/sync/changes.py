@@ -61,6 +61,11 @@ class ChangeFeed:
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
+    @property
+    def last_id(self) -> int:
+        """The newest change this worker has applied."""
+        return self._last_id
+
     def subscribe(self, handler: Callable[[Sequence[ChangeEvent]], None]) -> None:
         """Call ``handler`` with every batch of new changes, in order."""
         self._handlers.append(handler)
@@ -156,8 +161,11 @@ class Freshness:
             return
         version = self._read()
         if version != self._version:
+            # Most commits are not changes (cards, audit records): look before reading.
             self._version = version
-            self._feed.poll_once()
+            newest = self._conn.execute("SELECT max(id) FROM changes").fetchone()[0]
+            if newest is not None and newest > self._feed.last_id:
+                self._feed.poll_once()
 
     def close(self) -> None:
         if self._conn is not None:
