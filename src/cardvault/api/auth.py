@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Depends, Request
+from fastapi import Request
 
 from cardvault.accounts.scopes import satisfies
 from cardvault.crypto import TokenInvalid
@@ -36,6 +36,12 @@ class Principal:
 
 
 async def bearer(request: Request) -> Principal:
+    """The dependency: the verified caller of this request."""
+    return authenticate(request)
+
+
+def authenticate(request: Request) -> Principal:
+    """Verify the bearer token of ``request``; raises :class:`InvalidToken`."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -48,12 +54,17 @@ async def bearer(request: Request) -> Principal:
     return Principal.from_token(verified)
 
 
+def check_scope(principal: Principal, scope: str) -> None:
+    if not satisfies(principal.scopes, scope):
+        raise InsufficientScope(scope)
+
+
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only tokens whose scopes cover ``scope``."""
 
-    async def dependency(principal: Principal = Depends(bearer)) -> Principal:
-        if not satisfies(principal.scopes, scope):
-            raise InsufficientScope(scope)
+    async def dependency(request: Request) -> Principal:
+        principal = authenticate(request)
+        check_scope(principal, scope)
         return principal
 
     dependency.__name__ = f"require_{scope.replace(':', '_').replace('-', '_')}"
