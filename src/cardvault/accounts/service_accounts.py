@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cardvault.accounts.errors import LimitReached, ValidationFailed
 from cardvault.accounts.services import get_service_account
 from cardvault.crypto import ClientSecret, SecretHasher, generate_client_secret
 from cardvault.store.models import ServiceAccount
-from cardvault.store.paging import Cursor
+from cardvault.store.paging import Cursor, newest_first
 from cardvault.sync.changes import publish_change
 
 MAX_GRACE = dt.timedelta(days=7)
@@ -36,19 +36,7 @@ def list_service_accounts(
     query = select(ServiceAccount).where(
         ServiceAccount.org_id == org_id, ServiceAccount.status != "deleted"
     )
-    if cursor is not None:
-        query = query.where(
-            or_(
-                ServiceAccount.created_at < cursor.created_at,
-                (ServiceAccount.created_at == cursor.created_at) & (ServiceAccount.id < cursor.id),
-            )
-        )
-    rows = session.scalars(
-        query.order_by(ServiceAccount.created_at.desc(), ServiceAccount.id.desc()).limit(limit + 1)
-    ).all()
-    page = rows[:limit]
-    following = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return page, following
+    return newest_first(session, ServiceAccount, query, limit=limit, cursor=cursor)
 
 
 def rotate_secret(

@@ -101,19 +101,8 @@ def card_out(card: Any) -> CardOut:
     )
 
 
-def _audit(caller: VaultCaller, action: str, card_id: str | None, **details: Any) -> AuditRecord:
-    return AuditRecord(
-        actor_type="service_account",
-        actor_id=caller.principal.client_id,
-        action=action,
-        outcome="success",
-        org_id=caller.org_id,
-        vault_id=caller.vault_id,
-        target_type="card",
-        target_id=card_id,
-        source_ip=caller.source_ip,
-        details=details or None,
-    )
+def _audit(caller: VaultCaller, action: str, target_id: str | None, **details: Any) -> AuditRecord:
+    return caller.record(action, "card", target_id, **details)
 
 
 def _pan(value: str) -> Pan:

@@ -97,19 +97,8 @@ def _json(
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
-def _audit(caller: VaultCaller, action: str, token_id: str | None, **details: Any) -> AuditRecord:
-    return AuditRecord(
-        actor_type="service_account",
-        actor_id=caller.principal.client_id,
-        action=action,
-        outcome="success",
-        org_id=caller.org_id,
-        vault_id=caller.vault_id,
-        target_type="network_token",
-        target_id=token_id,
-        source_ip=caller.source_ip,
-        details=details or None,
-    )
+def _audit(caller: VaultCaller, action: str, target_id: str | None, **details: Any) -> AuditRecord:
+    return caller.record(action, "network_token", target_id, **details)
 
 
 def _card_for(session: Session, caller: VaultCaller, body: NetworkTokenIn) -> Card:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
 from cardvault.api.auth import Principal, authenticate, check_scope
+from cardvault.audit import AuditRecord
 from cardvault.runtime import Runtime
 from cardvault.web.errors import ApiError
 
@@ -29,6 +31,23 @@ class VaultCaller:
     @property
     def org_id(self) -> str:
         return self.principal.org_id
+
+    def record(
+        self, action: str, target_type: str, target_id: str | None, **details: Any
+    ) -> AuditRecord:
+        """An audit record of this caller acting on a resource of its vault."""
+        return AuditRecord(
+            actor_type="service_account",
+            actor_id=self.principal.client_id,
+            action=action,
+            outcome="success",
+            org_id=self.org_id,
+            vault_id=self.vault_id,
+            target_type=target_type,
+            target_id=target_id,
+            source_ip=self.source_ip,
+            details=details or None,
+        )
 
 
 def vault_caller(scope: str) -> Callable[..., Awaitable[VaultCaller]]:

@@ -16,7 +16,7 @@ from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.networks import brand_of
 from cardvault.store.models import Base, Card
-from cardvault.store.paging import Cursor
+from cardvault.store.paging import Cursor, newest_first
 from cardvault.store.types import utcnow
 
 PAN_FIELD = "pan"
@@ -142,19 +142,7 @@ def list_cards(
     session: Session, vault_id: str, *, limit: int, cursor: Cursor | None
 ) -> tuple[Sequence[Card], Cursor | None]:
     query = select(Card).where(Card.vault_id == vault_id)
-    if cursor is not None:
-        query = query.where(
-            or_(
-                Card.created_at < cursor.created_at,
-                (Card.created_at == cursor.created_at) & (Card.id < cursor.id),
-            )
-        )
-    rows = session.scalars(
-        query.order_by(Card.created_at.desc(), Card.id.desc()).limit(limit + 1)
-    ).all()
-    page = rows[:limit]
-    following = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return page, following
+    return newest_first(session, Card, query, limit=limit, cursor=cursor)
 
 
 def update_card(

@@ -28,7 +28,7 @@ from cardvault.networks.provider import (
 )
 from cardvault.store.db import Database
 from cardvault.store.models import Card, NetworkToken
-from cardvault.store.paging import Cursor
+from cardvault.store.paging import Cursor, newest_first
 from cardvault.store.types import utcnow
 
 TOKEN_FIELD = "network_token"  # noqa: S105 (a field name)
@@ -148,19 +148,7 @@ def list_tokens(
     query = select(NetworkToken).where(NetworkToken.vault_id == vault_id)
     if state:
         query = query.where(NetworkToken.state == state)
-    if cursor is not None:
-        query = query.where(
-            or_(
-                NetworkToken.created_at < cursor.created_at,
-                (NetworkToken.created_at == cursor.created_at) & (NetworkToken.id < cursor.id),
-            )
-        )
-    rows = session.scalars(
-        query.order_by(NetworkToken.created_at.desc(), NetworkToken.id.desc()).limit(limit + 1)
-    ).all()
-    page = rows[:limit]
-    following = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return page, following
+    return newest_first(session, NetworkToken, query, limit=limit, cursor=cursor)
 
 
 @dataclass(frozen=True)

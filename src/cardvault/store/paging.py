@@ -6,7 +6,12 @@ import base64
 import binascii
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, or_
+from sqlalchemy.orm import Session
 
 
 class InvalidCursor(ValueError):
@@ -33,3 +38,31 @@ class Cursor:
             return cls(created, data["i"])
         except (binascii.Error, ValueError, KeyError, TypeError) as exc:
             raise InvalidCursor("cursor is not valid") from exc
+
+
+M = TypeVar("M")
+
+
+def newest_first(
+    session: Session, model: Any, query: Select[M], *, limit: int, cursor: Cursor | None
+) -> tuple[Sequence[M], Cursor | None]:
+    """One page of ``query`` (a ``select(model)``; the model has ``created_at`` and
+    ``id`` columns), newest first, and the cursor of the next page or None.
+
+    Keyset pagination on (created_at, id): stable while rows are added, no OFFSET.
+    """
+    if cursor is not None:
+        query = query.where(
+            or_(
+                model.created_at < cursor.created_at,
+                (model.created_at == cursor.created_at) & (model.id < cursor.id),
+            )
+        )
+    rows = session.scalars(
+        query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
+    ).all()
+    page = rows[:limit]
+    if len(rows) <= limit:
+        return page, None
+    last: Any = page[-1]
+    return page, Cursor(last.created_at, last.id)
