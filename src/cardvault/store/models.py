@@ -272,6 +272,9 @@ class SimulatedToken(Base):
     """State kept by the built-in card-network simulators (the "network side")."""
 
     __tablename__ = "simulated_tokens"
+    __table_args__ = (
+        UniqueConstraint("network", "token_number", name="uq_simulated_tokens_network_number"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     network: Mapped[str] = mapped_column(String(16))
