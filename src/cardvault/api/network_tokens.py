@@ -215,17 +215,27 @@ async def get_token(pan_alias: str, caller: Reader) -> Response:
     return _json(token_out(row, card))
 
 
-def _transition(name: str, pan_alias: str, caller: VaultCaller, reason: str) -> Response:
+def _transition(
+    name: str, pan_alias: str, caller: VaultCaller, reason: str, key: str | None = None
+) -> Response:
     runtime = caller.runtime
     cipher = runtime.vault_keys.cipher(caller.vault_id)
+    idem = IdempotentRequest.of(
+        runtime.hasher, caller.vault_id, key, f"POST /network-tokens/{pan_alias}/{name}", reason
+    )
     with runtime.db.transaction() as session:
+        replay = idem.replay(session) if idem else None
+        if replay is not None:
+            return Response(replay.body, replay.status, media_type="application/json")
         token = tokens.get_token(session, caller.vault_id, pan_alias)
         card = session.get(Card, token.card_id)
         assert card is not None
         tokens.Transition(name).run(session, provider_for(card.brand), token, cipher, reason)
-        body = token_out(token, card)
+        response = _json(token_out(token, card))
+        if idem:
+            idem.remember(session, 200, bytes(response.body))
         write_audit(session, _audit(caller, f"network_token.{name}", token.id, reason=reason))
-    return _json(body)
+    return response
 
 
 @router.delete("/{pan_alias}")
@@ -233,18 +243,29 @@ def delete_token(pan_alias: str, caller: Writer) -> Response:
     return _transition("delete", pan_alias, caller, "deleted by the token requestor")
 
 
+Key = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
 @router.post("/{pan_alias}/suspend")
-def suspend_token(pan_alias: str, caller: Writer, body: ReasonIn | None = None) -> Response:
-    return _transition("suspend", pan_alias, caller, (body or ReasonIn()).reason)
+def suspend_token(
+    pan_alias: str, caller: Writer, body: ReasonIn | None = None, idempotency_key: Key = None
+) -> Response:
+    reason = (body or ReasonIn()).reason
+    return _transition("suspend", pan_alias, caller, reason, idempotency_key)
 
 
 @router.post("/{pan_alias}/resume")
-def resume_token(pan_alias: str, caller: Writer, body: ReasonIn | None = None) -> Response:
-    return _transition("resume", pan_alias, caller, (body or ReasonIn()).reason)
+def resume_token(
+    pan_alias: str, caller: Writer, body: ReasonIn | None = None, idempotency_key: Key = None
+) -> Response:
+    reason = (body or ReasonIn()).reason
+    return _transition("resume", pan_alias, caller, reason, idempotency_key)
 
 
 @router.post("/{pan_alias}/cryptogram")
 def get_cryptogram(pan_alias: str, body: CryptogramIn, caller: Writer) -> Response:
+    """A fresh single-use cryptogram. Not replayed for an Idempotency-Key: the answer
+    holds the token number, which is never stored in clear; a retry gets a new one."""
     runtime = caller.runtime
     cipher = runtime.vault_keys.cipher(caller.vault_id)
     with runtime.db.transaction() as session:

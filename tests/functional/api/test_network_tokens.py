@@ -244,3 +244,20 @@ def test_deleting_the_card_deletes_its_token_at_the_network(api: Api, factory: F
     with factory.db.sessions() as session:
         states = session.scalars(select(SimulatedToken.state)).all()
     assert token["state"] == "ACTIVE" and "DELETED" in states
+
+
+def test_suspend_and_resume_are_idempotent_with_a_key(api: Api) -> None:
+    card = api.card()
+    alias = card["pan_alias"]
+    api.provision(card)
+    url = f"{api.server.url}/network-tokens/{alias}/suspend"
+    headers = {**api.headers, "Idempotency-Key": "suspend-1"}
+    first = httpx.post(url, json={"reason": "lost phone"}, headers=headers)
+    again = httpx.post(url, json={"reason": "lost phone"}, headers=headers)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == first.json() and first.json()["state"] == "SUSPENDED"
+    without_key = httpx.post(url, json={"reason": "lost phone"}, headers=api.headers)
+    assert without_key.status_code == 409
+    reused = httpx.post(url, json={"reason": "other"}, headers=headers)
+    assert reused.status_code == 422
+    assert reused.json()["errors"][0]["code"] == "idempotency-key-reused"
