@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from sqlalchemy import delete
 
 from cardvault.accounts.services import ClientRecord, load_client
 from cardvault.audit import AuditBuffer
@@ -23,6 +26,7 @@ from cardvault.oauth.client_cache import ClientCache
 from cardvault.oauth.throttle import FailureThrottle
 from cardvault.settings import Settings
 from cardvault.store import Database, create_database, upgrade
+from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 from cardvault.sync.changes import ChangeFeed, Freshness
 from cardvault.sync.revocations import RevocationState
@@ -165,6 +169,15 @@ class Runtime:
             self.revocations.prune()
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.feed.prune, utcnow())
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._prune_idempotency_keys)
+
+    def _prune_idempotency_keys(self) -> None:
+        """Forget idempotency answers older than 24 hours."""
+        keys = Base.metadata.tables["idempotency_keys"]
+        cutoff = utcnow() - dt.timedelta(hours=24)
+        with self.db.write_connection() as conn:
+            conn.execute(delete(keys).where(keys.c.created_at < cutoff))
 
     async def stop(self) -> None:
         self.feed.stop()

@@ -159,9 +159,9 @@ def _enroll(
 ) -> Response:
     """Read first (replays and known PANs need no write lock), then one short write."""
     db = caller.runtime.db
-    with db.sessions() as session:
-        replay = idem.replay(session) if idem else None
-        existing = cards.find_by_pan(session.connection(), caller.vault_id, fingerprint)
+    with db.engine.connect() as conn:
+        replay = idem.replay(conn) if idem else None
+        existing = cards.find_by_pan(conn, caller.vault_id, fingerprint)
     if replay is not None:
         return Response(replay.body, replay.status, media_type="application/json")
     card = existing or cards.new_card(
@@ -174,17 +174,15 @@ def _enroll(
         fingerprint=fingerprint,
     )
     status = 200 if existing else 201
-    with db.transaction() as session:
+    with db.write_connection() as conn:
         if existing is None:
-            cards.insert_card(session, card)
+            cards.insert_card(conn, card)
         else:
-            cards.extend_expiry(session, card, expiry)
+            cards.extend_expiry(conn, card, expiry)
         payload = _json(card_out(card))
         if idem:
-            idem.remember(session, status, payload)
-        write_audit(
-            session, _audit(caller, "card.create" if status == 201 else "card.match", card.id)
-        )
+            idem.remember(conn, status, payload)
+        write_audit(conn, _audit(caller, "card.create" if status == 201 else "card.match", card.id))
     return Response(payload, status, media_type="application/json")
 
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, delete, insert, select
 
 from cardvault.crypto import SecretHasher
-from cardvault.store.models import IdempotencyKey
+from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 from cardvault.web.errors import ApiError, Unprocessable
 
 RETENTION = dt.timedelta(hours=24)
+KEYS = Base.metadata.tables["idempotency_keys"]
 MAX_KEY_LENGTH = 255
 
 
@@ -50,13 +50,11 @@ class IdempotentRequest:
             raise Unprocessable(f"Idempotency-Key: must be 1-{MAX_KEY_LENGTH} characters")
         return cls(vault_id, key, method_path, hasher.hash(f"{method_path}\n{body}"))
 
-    def replay(self, session: Session) -> Replay | None:
+    def replay(self, conn: Connection) -> Replay | None:
         """The stored answer, or ``None`` if this key is new (or older than 24 h)."""
-        row = session.scalar(
-            select(IdempotencyKey).where(
-                IdempotencyKey.vault_id == self.vault_id, IdempotencyKey.key == self.key
-            )
-        )
+        row = conn.execute(
+            select(KEYS).where(KEYS.c.vault_id == self.vault_id, KEYS.c.key == self.key)
+        ).first()
         if row is None or row.created_at < utcnow() - RETENTION:
             return None
         if row.method_path != self.method_path or row.request_hash != self.request_hash:
@@ -65,18 +63,26 @@ class IdempotentRequest:
             )
         return Replay(row.status, row.body)
 
-    def remember(self, session: Session, status: int, body: bytes) -> None:
-        session.add(
-            IdempotencyKey(
-                vault_id=self.vault_id,
-                key=self.key,
-                method_path=self.method_path,
-                request_hash=self.request_hash,
-                status=status,
-                body=body,
+    def remember(self, conn: Connection, status: int, body: bytes) -> None:
+        """Keep the answer, replacing an expired entry of the same key."""
+        conn.execute(
+            delete(KEYS).where(
+                KEYS.c.vault_id == self.vault_id,
+                KEYS.c.key == self.key,
+                KEYS.c.created_at < utcnow() - RETENTION,
             )
         )
-
-
-def prune(session: Session) -> None:
-    session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - RETENTION))
+        conn.execute(
+            insert(KEYS),
+            [
+                {
+                    "vault_id": self.vault_id,
+                    "key": self.key,
+                    "method_path": self.method_path,
+                    "request_hash": self.request_hash,
+                    "status": status,
+                    "body": body,
+                    "created_at": utcnow(),
+                }
+            ],
+        )

@@ -150,7 +150,7 @@ def _provision(
     cipher: VaultCipher,
 ) -> Response:
     with caller.runtime.db.transaction() as session:
-        replay = idem.replay(session) if idem else None
+        replay = idem.replay(session.connection()) if idem else None
         if replay is not None:
             return Response(replay.body, replay.status, media_type="application/json")
         card = _card_for(session, caller, body)
@@ -169,7 +169,7 @@ def _provision(
         status = 201 if created else 200
         response = _json(token_out(token, card), status)
         if idem:
-            idem.remember(session, status, bytes(response.body))
+            idem.remember(session.connection(), status, bytes(response.body))
         write_audit(
             session,
             _audit(caller, "network_token.provision", token.id, state=token.state, card_id=card.id),
@@ -224,7 +224,7 @@ def _transition(
         runtime.hasher, caller.vault_id, key, f"POST /network-tokens/{pan_alias}/{name}", reason
     )
     with runtime.db.transaction() as session:
-        replay = idem.replay(session) if idem else None
+        replay = idem.replay(session.connection()) if idem else None
         if replay is not None:
             return Response(replay.body, replay.status, media_type="application/json")
         token = tokens.get_token(session, caller.vault_id, pan_alias)
@@ -233,7 +233,7 @@ def _transition(
         tokens.Transition(name).run(session, provider_for(card.brand), token, cipher, reason)
         response = _json(token_out(token, card))
         if idem:
-            idem.remember(session, 200, bytes(response.body))
+            idem.remember(session.connection(), 200, bytes(response.body))
         write_audit(session, _audit(caller, f"network_token.{name}", token.id, reason=reason))
     return response
 

@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from cardvault.store.db import Database
@@ -61,9 +61,10 @@ def _last_uses(batch: list[AuditRecord]) -> dict[str, dt.datetime]:
     return used
 
 
-def write_audit(session: Session, record: AuditRecord) -> None:
-    """Append ``record`` inside the caller's transaction."""
-    session.connection().execute(insert(Base.metadata.tables["audit_events"]), [_row(record)])
+def write_audit(session: Session | Connection, record: AuditRecord) -> None:
+    """Append ``record`` inside the caller's transaction (ORM session or Core)."""
+    conn = session.connection() if isinstance(session, Session) else session
+    conn.execute(insert(Base.metadata.tables["audit_events"]), [_row(record)])
 
 
 class AuditBuffer:

@@ -107,19 +107,19 @@ def new_card(
 _CARD_COLUMNS = tuple(c.key for c in Card.__table__.columns)
 
 
-def insert_card(session: Session, card: Card) -> None:
+def insert_card(conn: Connection, card: Card) -> None:
     """Store a card made by :func:`new_card` (one INSERT; a PAN already in the vault
     raises ``IntegrityError`` through the unique fingerprint)."""
     row = {name: getattr(card, name) for name in _CARD_COLUMNS}
-    session.connection().execute(insert(Base.metadata.tables["cards"]), [row])
+    conn.execute(insert(Base.metadata.tables["cards"]), [row])
 
 
-def extend_expiry(session: Session, card: Card, expiry: Expiry) -> bool:
+def extend_expiry(conn: Connection, card: Card, expiry: Expiry) -> bool:
     """Move the card's expiry forward if ``expiry`` is later; True if it changed."""
     if (expiry.year, expiry.month) <= (card.exp_year, card.exp_month):
         return False
     now = utcnow()
-    session.execute(
+    conn.execute(
         update(Card)
         .where(Card.id == card.id)
         .values(exp_month=expiry.month, exp_year=expiry.year, updated_at=now)
