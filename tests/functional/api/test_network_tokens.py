@@ -261,3 +261,30 @@ def test_suspend_and_resume_are_idempotent_with_a_key(api: Api) -> None:
     reused = httpx.post(url, json={"reason": "other"}, headers=headers)
     assert reused.status_code == 422
     assert reused.json()["errors"][0]["code"] == "idempotency-key-reused"
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("DELETE", "", None),
+        ("POST", "/suspend", {"reason": "x"}),
+        ("POST", "/resume", {"reason": "x"}),
+        ("POST", "/cryptogram", {"transaction_type": "ECOM"}),
+    ],
+)
+def test_write_routes_need_the_write_scope(
+    server: Server, factory: Factory, api: Api, method: str, suffix: str, body: object
+) -> None:
+    card = api.card()
+    api.provision(card)
+    same_vault_reader = Api(
+        server, factory, scopes=["network-tokens:read"], org_id=api.client.org_id
+    )
+    # The reader's token is bound to its own vault; give it this vault's alias anyway:
+    # the scope check comes first and answers 403, whatever the vault.
+    response = same_vault_reader.call(method, f"/network-tokens/{card['pan_alias']}{suffix}", body)
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["code"] == "insufficient-scope"
+    cards_only = Api(server, factory, scopes=["cards:read"])
+    assert cards_only.call("GET", "/network-tokens").status_code == 403
+    assert cards_only.call("GET", f"/network-tokens/{card['pan_alias']}").status_code == 403
