@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from sqlalchemy import update
 
 from cardvault.accounts import services as accounts
 from cardvault.crypto import KeyRing, LocalFileKeyProvider, SecretHasher
 from cardvault.keys import load_keyring, load_pepper
 from cardvault.store import create_database
+from cardvault.store.models import ServiceAccount
 from cardvault.store.types import utcnow
+from cardvault.sync.changes import publish_change
 from tests.servers import Server
 
 
@@ -71,6 +74,16 @@ class Factory:
     def delete(self, client: Client) -> None:
         with self.db.transaction() as session:
             accounts.delete_service_account(session, client.org_id, client.client_id, utcnow())
+
+    def disable(self, client: Client) -> None:
+        """Disable the account as an operator would (status column), announcing it."""
+        with self.db.transaction() as session:
+            session.execute(
+                update(ServiceAccount)
+                .where(ServiceAccount.client_id == client.client_id)
+                .values(status="disabled")
+            )
+            publish_change(session, "client", client.client_id)
 
     def set_access(self, client: Client, access: str) -> None:
         with self.db.transaction() as session:

@@ -121,11 +121,14 @@ def create_database(url: str) -> Database:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 10},
+            hide_parameters=True,  # errors and logs never carry row values
             pool_size=20,
             max_overflow=20,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_engine(
+            url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+        )
     return Database(engine)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
+import time
 
+import httpx
+from sqlalchemy import select
+
+from cardvault.store.models import AuditEvent
 from tests.factories import Factory
 from tests.functional.oauth.helpers import access_token, eventually, whoami
 from tests.servers import Server
@@ -41,3 +45,32 @@ def test_members_need_members_scopes(server: Server, factory: Factory) -> None:
     headers = {"Authorization": f"Bearer {access_token(server, holder)}"}
     response = httpx.get(f"{server.url}/organizations/{holder.org_id}/members", headers=headers)
     assert response.status_code == 403
+
+
+def test_member_and_vault_changes_are_audited(server: Server, factory: Factory) -> None:
+    admin = factory.client(scopes=["organization:admin"], vaults=0)
+    worker = factory.client(org_id=admin.org_id)
+    headers = {"Authorization": f"Bearer {access_token(server, admin)}"}
+    base = f"{server.url}/organizations/{admin.org_id}"
+    name = f"{worker.client_id}@cardvault.local"
+    httpx.patch(f"{base}/members/{name}", json={"access": "read"}, headers=headers)
+    httpx.delete(f"{base}/members/{name}", headers=headers)
+    vault = httpx.post(f"{base}/vaults", json={"name": "audited"}, headers=headers).json()
+    deadline = time.monotonic() + 3
+    while True:
+        with factory.db.sessions() as session:
+            rows = session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.actor_id == admin.client_id)
+                .order_by(AuditEvent.id)
+            ).all()
+        done = [(r.action, r.target_id, r.outcome) for r in rows if r.action != "token.issue"]
+        if len(done) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert done == [
+        ("member.update", name, "success"),
+        ("member.remove", name, "success"),
+        ("vault.create", vault["id"], "success"),
+    ]
+    assert all(r.source_ip == "127.0.0.1" for r in rows)

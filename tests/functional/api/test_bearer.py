@@ -111,3 +111,20 @@ def test_access_lowered_to_read_refuses_tokens_and_restoring_it_readmits(
     eventually(lambda: whoami(server, token).status_code == 401, timeout=1.0)
     factory.set_access(client, "write")
     eventually(lambda: whoami(server, token).status_code == 200, timeout=1.0)
+
+
+def test_disabled_client_is_refused_everywhere(server: Server, factory: Factory) -> None:
+    client = factory.client()
+    token = access_token(server, client)
+    factory.disable(client)
+    eventually(lambda: whoami(server, token).status_code == 401, timeout=1.0)
+    refused = httpx.post(
+        server.token_url,
+        data={
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+            "grant_type": "client_credentials",
+        },
+    )
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
