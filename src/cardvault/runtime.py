@@ -26,6 +26,7 @@ from cardvault.oauth.client_cache import ClientCache
 from cardvault.oauth.throttle import FailureThrottle
 from cardvault.settings import Settings
 from cardvault.store import Database, create_database, upgrade
+from cardvault.store.group_commit import GroupCommit
 from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 from cardvault.sync.changes import ChangeFeed, Freshness
@@ -62,6 +63,7 @@ class Runtime:
     freshness: Freshness
     clients: ClientCache
     vault_keys: VaultKeys
+    writes: GroupCommit
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -107,6 +109,7 @@ class Runtime:
             freshness=freshness,
             clients=clients,
             vault_keys=vault_keys,
+            writes=GroupCommit(db),
         )
         runtime.verifier = AccessTokenVerifier(
             lambda: runtime.keyring,

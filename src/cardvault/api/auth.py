@@ -42,11 +42,14 @@ async def bearer(request: Request) -> Principal:
 
 def authenticate(request: Request) -> Principal:
     """Verify the bearer token of ``request``; raises :class:`InvalidToken`."""
-    header = request.headers.get("authorization", "")
+    return verify_bearer(request.app.state.runtime, request.headers.get("authorization", ""))
+
+
+def verify_bearer(runtime: Runtime, header: str) -> Principal:
+    """The caller named by an ``Authorization`` header's bearer token."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("Bearer token required")
-    runtime: Runtime = request.app.state.runtime
     try:
         verified = runtime.verifier.verify(token.strip())
     except TokenInvalid as invalid:

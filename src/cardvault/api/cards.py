@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from cardvault.api.idempotency import IdempotentRequest
+from cardvault.api.idempotency import IdempotentRequest, Replay
 from cardvault.api.vault import VaultCaller, vault_caller
 from cardvault.audit import AuditRecord, write_audit
 from cardvault.cards import services as cards
-from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import InvalidPan, Pan
 from cardvault.network_tokens import services as network_tokens
 from cardvault.networks.simulator import provider_for
+from cardvault.store.models import Card
 from cardvault.store.paging import Cursor, InvalidCursor
 from cardvault.web.errors import Unprocessable
 
@@ -128,6 +130,14 @@ async def enroll_card(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Enrol a card; a PAN already in the vault answers 200 with the existing card."""
+    status, payload = await enroll(caller, body, idempotency_key)
+    return Response(payload, status, media_type="application/json")
+
+
+async def enroll(
+    caller: VaultCaller, body: CardIn, idempotency_key: str | None
+) -> tuple[int, bytes]:
+    """Enrolment behind ``POST /cards`` (and its fast path): the status and JSON body."""
     runtime = caller.runtime
     pan = _pan(body.pan)
     expiry = cards.normalize_expiry(body.exp_month, body.exp_year, dt.date.today())
@@ -138,9 +148,22 @@ async def enroll_card(
     cipher = runtime.vault_keys.cipher(caller.vault_id)
     fingerprint = runtime.vault_keys.fingerprinter(caller.org_id).digest(pan)
     for attempt in (1, 2):  # a concurrent twin (same PAN or key) wins once; then we read it
+        # Read first: replays and known PANs need no write lock.
+        replay, existing = await runtime.run_db(_look_up, caller, idem, fingerprint)
+        if replay is not None:
+            return replay.status, replay.body
+        card = existing or cards.new_card(
+            vault_id=caller.vault_id,
+            org_id=caller.org_id,
+            pan=pan,
+            expiry=expiry,
+            holder_info=holder,
+            cipher=cipher,
+            fingerprint=fingerprint,
+        )
         try:
-            return await runtime.run_db(
-                _enroll, caller, idem, pan, expiry, holder, cipher, fingerprint
+            return await runtime.writes.write(
+                partial(_store, caller, idem, card, expiry, created=existing is None)
             )
         except IntegrityError:
             if attempt == 2:
@@ -148,42 +171,34 @@ async def enroll_card(
     raise AssertionError("unreachable")
 
 
-def _enroll(
+def _look_up(
+    caller: VaultCaller, idem: IdempotentRequest | None, fingerprint: bytes
+) -> tuple[Replay | None, Card | None]:
+    with caller.runtime.db.engine.connect() as conn:
+        replay = idem.replay(conn) if idem else None
+        return replay, cards.find_by_pan(conn, caller.vault_id, fingerprint)
+
+
+def _store(
     caller: VaultCaller,
     idem: IdempotentRequest | None,
-    pan: Pan,
+    card: Card,
     expiry: cards.Expiry,
-    holder: dict[str, Any] | None,
-    cipher: VaultCipher,
-    fingerprint: bytes,
-) -> Response:
-    """Read first (replays and known PANs need no write lock), then one short write."""
-    db = caller.runtime.db
-    with db.engine.connect() as conn:
-        replay = idem.replay(conn) if idem else None
-        existing = cards.find_by_pan(conn, caller.vault_id, fingerprint)
-    if replay is not None:
-        return Response(replay.body, replay.status, media_type="application/json")
-    card = existing or cards.new_card(
-        vault_id=caller.vault_id,
-        org_id=caller.org_id,
-        pan=pan,
-        expiry=expiry,
-        holder_info=holder,
-        cipher=cipher,
-        fingerprint=fingerprint,
-    )
-    status = 200 if existing else 201
-    with db.write_connection() as conn:
-        if existing is None:
-            cards.insert_card(conn, card)
-        else:
-            cards.extend_expiry(conn, card, expiry)
-        payload = _json(card_out(card))
-        if idem:
-            idem.remember(conn, status, payload)
-        write_audit(conn, _audit(caller, "card.create" if status == 201 else "card.match", card.id))
-    return Response(payload, status, media_type="application/json")
+    conn: Connection,
+    *,
+    created: bool,
+) -> tuple[int, bytes]:
+    """The write of one enrolment (one savepoint of a shared transaction)."""
+    if created:
+        cards.insert_card(conn, card)
+    else:
+        cards.extend_expiry(conn, card, expiry)
+    status = 201 if created else 200
+    payload = _json(card_out(card))
+    if idem:
+        idem.remember(conn, status, payload)
+    write_audit(conn, _audit(caller, "card.create" if created else "card.match", card.id))
+    return status, payload
 
 
 @router.get("", response_model=CardPage)
@@ -208,14 +223,19 @@ def list_cards(
 @router.get("/{card_id}", response_model=CardOut)
 async def get_card(card_id: str, caller: Reader) -> Response:
     """A card by id or pan_alias."""
+    return Response(await read_card_json(caller, card_id), media_type="application/json")
+
+
+async def read_card_json(caller: VaultCaller, key: str) -> bytes:
+    """``GET /cards/{key}`` (and its fast path): the card's JSON; audited."""
 
     def read() -> CardOut:
         with caller.runtime.db.engine.connect() as conn:
-            return card_out(cards.read_card(conn, caller.vault_id, card_id))
+            return card_out(cards.read_card(conn, caller.vault_id, key))
 
     card = await caller.runtime.run_db(read)
     caller.runtime.audit.add(_audit(caller, "card.read", card.id))
-    return Response(_json(card), media_type="application/json")
+    return _json(card)
 
 
 @router.patch("/{card_id}", response_model=CardOut)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cardvault.accounts.scopes import satisfies
-from cardvault.api.cards import CardIn, enroll_card
+from cardvault.api.cards import CardIn, enroll
 from cardvault.api.idempotency import IdempotentRequest
 from cardvault.api.vault import VaultCaller, vault_caller
 from cardvault.audit import AuditRecord, write_audit
@@ -92,8 +92,6 @@ def token_out(token: Any, card: Any) -> dict[str, Any]:
 def _json(
     body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    import orjson
-
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
@@ -114,8 +112,8 @@ async def _enrol_first(caller: VaultCaller, body: NetworkTokenIn) -> str:
     if body.exp_month is None or body.exp_year is None:
         raise Unprocessable("exp_month and exp_year are required with pan")
     card = CardIn(pan=body.pan or "", exp_month=body.exp_month, exp_year=body.exp_year)
-    response = await enroll_card(card, caller, None)
-    return str(orjson.loads(bytes(response.body))["id"])
+    _status, payload = await enroll(caller, card, None)
+    return str(orjson.loads(payload)["id"])
 
 
 @router.post("", status_code=201)
@@ -199,9 +197,15 @@ def list_tokens(
 
 @router.get("/{pan_alias}")
 async def get_token(pan_alias: str, caller: Reader) -> Response:
+    return Response(await read_token_json(caller, pan_alias), media_type="application/json")
+
+
+async def read_token_json(caller: VaultCaller, key: str) -> bytes:
+    """``GET /network-tokens/{key}`` (and its fast path): the token's JSON; audited."""
+
     def read() -> Any:
         with caller.runtime.db.engine.connect() as conn:
-            return tokens.read_token(conn, caller.vault_id, pan_alias)
+            return tokens.read_token(conn, caller.vault_id, key)
 
     row = await caller.runtime.run_db(read)
     card = SimpleNamespace(
@@ -212,7 +216,7 @@ async def get_token(pan_alias: str, caller: Reader) -> Response:
         holder_info=row.card_holder_info,
     )
     caller.runtime.audit.add(_audit(caller, "network_token.read", row.id))
-    return _json(token_out(row, card))
+    return orjson.dumps(token_out(row, card))
 
 
 def _transition(

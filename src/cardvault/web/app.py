@@ -16,6 +16,7 @@ from cardvault import __version__
 from cardvault.accounts.errors import AccountsError
 from cardvault.admin import members, service_accounts, vaults
 from cardvault.api import cards, network_tokens, whoami
+from cardvault.api.fast_path import FastPath
 from cardvault.cards.errors import CardError
 from cardvault.network_tokens.errors import TokenNotFound
 from cardvault.networks.provider import ProviderError
@@ -79,8 +80,9 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     app.add_exception_handler(TokenNotFound, token_not_found_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    # The OAuth routes sit in front: they are the hottest path and skip FastAPI.
-    front = OAuthRoutes(app, settings.realm, lambda: app.state.oauth)
+    # The OAuth routes and the hottest vault calls sit in front and skip FastAPI.
+    hot = FastPath(app, lambda: app.state.runtime)
+    front = OAuthRoutes(hot, settings.realm, lambda: app.state.oauth)
     return front
 
 

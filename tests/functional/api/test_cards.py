@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -269,3 +271,34 @@ def test_no_pan_or_cvc_in_the_database_or_log(server: Server, api: Api, backend:
         assert pan.encode() not in stored
         assert pan.encode() not in log
     assert b"9071" not in log
+
+
+def test_concurrent_enrolments_keep_one_card_per_pan(api: Api) -> None:
+    """Enrolments arriving together share transactions; each PAN still gets one card,
+    created once and matched by its twins."""
+    pans = [random_pan() for _ in range(10)]
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(pool.map(lambda pan: api.post(_card(pan)), pans * 3))
+    by_pan: dict[str, list[httpx.Response]] = {}
+    for pan, answer in zip(pans * 3, answers, strict=True):
+        by_pan.setdefault(pan, []).append(answer)
+    for pan, twins in by_pan.items():
+        assert sorted(a.status_code for a in twins) == [200, 200, 201]
+        assert len({a.json()["id"] for a in twins}) == 1
+        assert twins[0].json()["last4"] == pan[-4:]
+    listed = api.get(limit=100).json()["data"]
+    assert len({card["id"] for card in listed}) == len(listed) == 10
+
+
+def test_json_with_a_charset_is_answered_alike(api: Api) -> None:
+    """Requests the fast path passes on (here: a charset parameter) get the same answer."""
+    plain = api.post(_card())
+    body = json.dumps(_card()).encode()
+    with_charset = httpx.post(
+        f"{api.server.url}/cards",
+        content=body,
+        headers={**api.headers, "Content-Type": "application/json; charset=utf-8"},
+    )
+    assert plain.status_code == with_charset.status_code == 201
+    assert plain.json().keys() == with_charset.json().keys()
+    assert plain.headers["content-type"] == with_charset.headers["content-type"]
