@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.conftest import BACKENDS, MakeServer
@@ -11,7 +13,7 @@ from tests.functional.oauth.helpers import eventually
 from tests.functional.webhooks.conftest import WEBHOOK_SETTINGS, Receiver, Vault
 
 
-def deliveries(vault: Vault, endpoint_id: str) -> list[dict[str, object]]:
+def deliveries(vault: Vault, endpoint_id: str) -> list[dict[str, Any]]:
     response = vault.call("GET", f"/webhooks/{endpoint_id}/deliveries")
     assert response.status_code == 200, response.text
     return list(response.json()["data"])
@@ -30,7 +32,7 @@ def test_failing_receiver_gets_the_event_once_acknowledged(
     [delivery] = deliveries(vault, endpoint["id"])
     assert delivery["state"] == "succeeded"
     assert delivery["event_id"] == event["id"]
-    assert [a["status_code"] for a in delivery["attempts"]] == [500, 500, 500, 200]  # type: ignore[index, union-attr]
+    assert [a["status_code"] for a in delivery["attempts"]] == [500, 500, 500, 200]
 
 
 def test_events_of_a_card_arrive_in_order_despite_failures(
@@ -66,9 +68,7 @@ def test_a_slow_endpoint_does_not_delay_others(
     assert all(d["state"] == "pending" for d in deliveries(vault, slow["id"]))
     eventually(
         lambda: any(
-            a["error"] == "timeout"  # type: ignore[index]
-            for d in deliveries(vault, slow["id"])
-            for a in d["attempts"]  # type: ignore[attr-defined]
+            a["error"] == "timeout" for d in deliveries(vault, slow["id"]) for a in d["attempts"]
         ),
         timeout=10,
     )
@@ -87,7 +87,7 @@ def test_deliveries_give_up_after_the_horizon_and_can_be_retried(
         vault.provision(vault.card(random_pan()))
         eventually(lambda: deliveries(vault, endpoint["id"])[0]["state"] == "failed", timeout=10)
         [failed] = deliveries(vault, endpoint["id"])
-        tries = len(failed["attempts"])  # type: ignore[arg-type]
+        tries = len(failed["attempts"])
         assert tries >= 2 and receiver.acknowledged() == []
 
         receiver.fail = 0
@@ -96,7 +96,7 @@ def test_deliveries_give_up_after_the_horizon_and_can_be_retried(
         [event] = receiver.wait_for(1)
         assert event["id"] == failed["event_id"]
         [done] = deliveries(vault, endpoint["id"])
-        assert done["state"] == "succeeded" and len(done["attempts"]) == tries + 1  # type: ignore[arg-type]
+        assert done["state"] == "succeeded" and len(done["attempts"]) == tries + 1
         missing = vault.call("POST", f"/webhooks/{endpoint['id']}/deliveries/whd_nope/retry")
         assert missing.status_code == 404
     finally:
