@@ -134,7 +134,12 @@ def rotate_secret(endpoint_id: str, caller: Writer, body: RotateIn | None = None
         endpoint, secret = endpoints.rotate_secret(session, cipher, endpoint_id, grace=grace)
         write_audit(
             session,
-            _audit(caller, "webhook.rotate_secret", endpoint.id, grace_seconds=grace.seconds),
+            _audit(
+                caller,
+                "webhook.rotate_secret",
+                endpoint.id,
+                grace_seconds=int(grace.total_seconds()),
+            ),
         )
         return endpoint_out(endpoint, secret)
 

@@ -136,9 +136,9 @@ class DeliveryWorker:
             return int((time.monotonic() - started) * 1000)
 
         try:
-            target = await self._policy.check(job.url)
             secrets = await asyncio.to_thread(self._secrets, job)
-            async with asyncio.timeout(self._config.timeout):
+            async with asyncio.timeout(self._config.timeout):  # DNS lookup included
+                target = await self._policy.check(job.url)
                 status = await _post(client, target, job, secrets)
             return Outcome(status, None if 200 <= status < 300 else f"HTTP {status}", took())
         except UrlNotAllowed as refused:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -126,5 +127,24 @@ def test_pending_deliveries_survive_sigkill(
             "network_token.activated",
             "network_token.suspended",
         ]
+    finally:
+        factory.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_several_workers_deliver_each_event_once(
+    backend: str, make_server: MakeServer, receiver: Receiver
+) -> None:
+    server = make_server(backend, workers=2, **WEBHOOK_SETTINGS)
+    factory = Factory(server)
+    try:
+        vault = Vault(server, factory)
+        vault.subscribe(receiver.url)
+        for _ in range(12):
+            vault.provision(vault.card(random_pan()))
+        events = receiver.wait_for(12)
+        time.sleep(1)  # room for a duplicate to arrive, if there were one
+        assert len({e["id"] for e in events}) == 12
+        assert len(receiver.requests) == 12  # no event sent twice by the two workers
     finally:
         factory.close()
