@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from cardvault.api.vault import VaultCaller, vault_caller
 from cardvault.audit import AuditRecord, write_audit
 from cardvault.events.models import iso
-from cardvault.store.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from cardvault.store.event_models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from cardvault.webhooks import deliveries, endpoints
 from cardvault.webhooks.addresses import MAX_URL
 from cardvault.webhooks.errors import DeliveryNotFound

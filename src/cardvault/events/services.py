@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from cardvault.crypto import random_id
 from cardvault.events.errors import UnknownEvent
 from cardvault.events.models import EventName, document
-from cardvault.store.models import Base, Event
+from cardvault.store.event_models import Event
+from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 
 _STATE_EVENTS: dict[str, EventName] = {

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from cardvault.crypto import random_id
 from cardvault.store.db import Database
-from cardvault.store.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from cardvault.store.event_models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from cardvault.store.types import utcnow
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"

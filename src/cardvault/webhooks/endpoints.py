@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from cardvault.crypto import random_id
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.events import EVENT_TYPES
-from cardvault.store.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from cardvault.store.event_models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from cardvault.store.types import utcnow
 from cardvault.webhooks.errors import EndpointNotFound, InvalidEvents, TooManyEndpoints
 
