@@ -35,6 +35,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     answered: int
+    at: float  # when it arrived (unix time), to verify the signature's age as a receiver would
 
     @property
     def json(self) -> dict[str, Any]:
@@ -60,7 +61,7 @@ class Receiver:
         with self.lock:
             status = 500 if self.fail > 0 else 200
             self.fail -= 1 if self.fail > 0 else 0
-            self.requests.append(Received(headers, body, status))
+            self.requests.append(Received(headers, body, status, time.time()))
             return status
 
     def acknowledged(self) -> list[dict[str, Any]]:

@@ -37,9 +37,9 @@ def test_rotation_signs_with_the_new_secret(vault: Vault, receiver: Receiver) ->
     receiver.wait_for(1)
     request = receiver.requests[0]
     header = request.headers["Cardvault-Signature"]
-    verify(request.body, header, rotated["secret"])
+    verify(request.body, header, rotated["secret"], now=request.at)
     with pytest.raises(InvalidSignature):
-        verify(request.body, header, endpoint["secret"])
+        verify(request.body, header, endpoint["secret"], now=request.at)
 
     grace = vault.call(
         "POST", f"/webhooks/{endpoint['id']}/rotate-secret", {"grace_seconds": 3600}
@@ -47,10 +47,11 @@ def test_rotation_signs_with_the_new_secret(vault: Vault, receiver: Receiver) ->
     assert "previous_secret_expires_at" in grace
     vault.provision(vault.card(random_pan()))
     receiver.wait_for(2)
-    header = receiver.requests[-1].headers["Cardvault-Signature"]
+    last = receiver.requests[-1]
+    header = last.headers["Cardvault-Signature"]
     assert header.count("v0=") == 2  # old and new secret both sign during the grace
-    verify(receiver.requests[-1].body, header, grace["secret"])
-    verify(receiver.requests[-1].body, header, rotated["secret"])
+    verify(last.body, header, grace["secret"], now=last.at)
+    verify(last.body, header, rotated["secret"], now=last.at)
 
 
 def test_endpoints_of_other_vaults_do_not_exist(

@@ -34,7 +34,7 @@ def check_delivery(receiver: Receiver, secret: str, pans: list[str]) -> None:
     (nor any run of digits as long as a card or token number)."""
     for request in receiver.requests:
         headers = {k.lower(): v for k, v in request.headers.items()}
-        verify(request.body, headers["cardvault-signature"], secret)
+        verify(request.body, headers["cardvault-signature"], secret, now=request.at)
         event = request.json
         assert headers["cardvault-event-id"] == headers["idempotency-key"] == event["id"]
         assert headers["content-type"] == "application/json"
