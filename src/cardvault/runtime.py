@@ -31,6 +31,8 @@ from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 from cardvault.sync.changes import ChangeFeed, Freshness
 from cardvault.sync.revocations import RevocationState
+from cardvault.webhooks.addresses import AddressPolicy, parse_networks
+from cardvault.webhooks.worker import DeliveryWorker, WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,25 @@ class Runtime:
             asyncio.create_task(self._flush_loop(), name="audit-flush"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
             asyncio.create_task(self._settle_loop(), name="settle-pending-tokens"),
+            asyncio.create_task(self._webhook_worker().run(), name="webhook-deliveries"),
         ]
+
+    def _webhook_worker(self) -> DeliveryWorker:
+        s = self.settings
+        config = WorkerSettings(
+            poll_interval=s.webhook_poll_interval,
+            timeout=s.webhook_timeout,
+            horizon=dt.timedelta(seconds=s.webhook_retry_horizon),
+            backoff_base=s.webhook_backoff_base,
+            backoff_max=s.webhook_backoff_max,
+            concurrency=s.webhook_concurrency,
+            per_endpoint=s.webhook_endpoint_concurrency,
+        )
+        return DeliveryWorker(self.db, self.vault_keys, self.webhook_policy, config)
+
+    @property
+    def webhook_policy(self) -> AddressPolicy:
+        return AddressPolicy(parse_networks(self.settings.webhook_allowed_networks))
 
     async def _settle_loop(self) -> None:
         """Moves PENDING network tokens on once the network has decided."""

@@ -53,6 +53,24 @@ class Settings(BaseSettings):
     throttle_client_failures: int = Field(default=100, ge=1)
     # How often each worker asks the networks about PENDING tokens (seconds).
     settle_interval: float = Field(default=0.5, gt=0, le=60)
+    # Webhooks (see README, "Webhooks"). How often each worker looks for new events
+    # and due deliveries (seconds).
+    webhook_poll_interval: float = Field(default=0.25, gt=0, le=10)
+    # Seconds one delivery attempt may take (connect, send, response headers).
+    webhook_timeout: float = Field(default=10.0, gt=0, le=120)
+    # Seconds a delivery is retried before it is marked failed (default 24 h).
+    webhook_retry_horizon: float = Field(default=86400.0, gt=0)
+    # First retry after about this many seconds, doubling up to webhook_backoff_max.
+    webhook_backoff_base: float = Field(default=5.0, gt=0)
+    webhook_backoff_max: float = Field(default=3600.0, gt=0)
+    # Requests in flight per worker process, and per endpoint within them.
+    webhook_concurrency: int = Field(default=32, ge=1, le=1000)
+    webhook_endpoint_concurrency: int = Field(default=4, ge=1, le=100)
+    # Networks webhooks may reach although they are not public, comma-separated
+    # (e.g. "127.0.0.1/32,10.1.0.0/16"). Empty: public addresses only.
+    webhook_allowed_networks: str = ""
+    # Most webhook endpoints one vault may have.
+    max_webhooks_per_vault: int = Field(default=16, ge=1, le=1000)
     # Most live service accounts one organization may have.
     max_service_accounts_per_org: int = Field(default=100, ge=1)
     # Largest accepted body on the OAuth endpoints, in bytes.
@@ -73,6 +91,14 @@ class Settings(BaseSettings):
     def _realm_is_a_path_segment(cls, value: str) -> str:
         if not value or "/" in value:
             raise ValueError("realm must be a non-empty path segment")
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        from cardvault.webhooks.addresses import parse_networks
+
+        parse_networks(value)  # raises ValueError naming the bad entry
         return value
 
     @model_validator(mode="after")

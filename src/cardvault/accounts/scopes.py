@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-CARD_SCOPES = ("cards:write", "cards:read", "network-tokens:write", "network-tokens:read")
+CARD_SCOPES = (
+    "cards:write",
+    "cards:read",
+    "network-tokens:write",
+    "network-tokens:read",
+    "webhooks:write",
+    "webhooks:read",
+)
 MANAGEMENT_SCOPES = (
     "organization:admin",
     "service-accounts:write",

@@ -234,7 +234,7 @@ def _transition(
         token = tokens.get_token(session, caller.vault_id, pan_alias)
         card = session.get(Card, token.card_id)
         assert card is not None
-        tokens.Transition(name).run(session, provider_for(card.brand), token, cipher, reason)
+        tokens.Transition(name).run(session, provider_for(card.brand), token, cipher, reason, card)
         response = _json(token_out(token, card))
         if idem:
             idem.remember(session.connection(), 200, bytes(response.body))

@@ -14,8 +14,9 @@ from cardvault.cards.errors import CardNotFound, InvalidCard
 from cardvault.crypto import random_id
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
+from cardvault.events import emit
 from cardvault.networks import brand_of
-from cardvault.store.models import Base, Card
+from cardvault.store.models import Base, Card, NetworkToken
 from cardvault.store.paging import Cursor, newest_first
 from cardvault.store.types import utcnow
 
@@ -125,7 +126,17 @@ def extend_expiry(conn: Connection, card: Card, expiry: Expiry) -> bool:
         .values(exp_month=expiry.month, exp_year=expiry.year, updated_at=now)
     )
     card.exp_month, card.exp_year, card.updated_at = expiry.month, expiry.year, now
+    announce_update(conn, card)
     return True
+
+
+def announce_update(db: Session | Connection, card: Card) -> None:
+    """Write ``card.updated`` (with the card's live token, if any) in the caller's
+    transaction."""
+    token = db.execute(
+        select(NetworkToken).where(NetworkToken.live_card_id == card.id)
+    ).scalar_one_or_none()
+    emit(db, "card.updated", card, token)
 
 
 def get_card(session: Session, vault_id: str, key: str) -> Card:
@@ -153,12 +164,14 @@ def update_card(
     expiry: Expiry | None,
     holder_info: dict[str, Any] | None,
 ) -> Card:
+    """Change the card; a new expiry is announced as ``card.updated``."""
     card = get_card(session, vault_id, key)
-    if expiry is not None:
-        card.exp_month, card.exp_year = expiry.month, expiry.year
     if holder_info is not None:
         card.holder_info = holder_info
     card.updated_at = utcnow()
+    if expiry is not None and (expiry.month, expiry.year) != (card.exp_month, card.exp_year):
+        card.exp_month, card.exp_year = expiry.month, expiry.year
+        announce_update(session, card)
     return card
 
 

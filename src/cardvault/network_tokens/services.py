@@ -17,6 +17,7 @@ from cardvault.cards.services import reveal_pan
 from cardvault.crypto import random_id
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
+from cardvault.events import emit, event_for_state
 from cardvault.network_tokens.errors import TokenNotFound
 from cardvault.networks.provider import (
     DELETED,
@@ -35,6 +36,15 @@ TOKEN_FIELD = "network_token"  # noqa: S105 (a field name)
 FINAL = (DELETED, FAILED)
 
 ProviderFor = Callable[[str], TokenServiceProvider]
+
+
+def _announce(session: Session, token: NetworkToken, card: Card, before: str | None) -> None:
+    """Write the event for the token's move from ``before`` to its current state."""
+    if token.state == before:
+        return
+    name = event_for_state(token.state)
+    if name is not None:
+        emit(session, name, card, token)
 
 
 def live_token(session: Session, card_id: str) -> NetworkToken | None:
@@ -89,6 +99,7 @@ def provision(
     _apply(token, status, cipher)
     session.add(token)
     session.flush()
+    _announce(session, token, card, None)
     return token, True
 
 
@@ -162,7 +173,11 @@ class Transition:
         token: NetworkToken,
         cipher: VaultCipher,
         reason: str,
+        card: Card | None = None,
     ) -> NetworkToken:
+        """Apply the transition at the network and on the record, with its event
+        (``card`` is looked up when not given)."""
+        before = token.state
         if self.name == "suspend":
             status = provider.suspend(session, token.provider_id, reason)
         elif self.name == "resume":
@@ -170,7 +185,14 @@ class Transition:
         else:
             status = provider.delete(session, token.provider_id)
         _apply(token, status, cipher)
+        _announce(session, token, card or _card_of(session, token), before)
         return token
+
+
+def _card_of(session: Session, token: NetworkToken) -> Card:
+    card = session.get(Card, token.card_id)
+    assert card is not None  # a token's card exists until the token is deleted
+    return card
 
 
 def refresh(
@@ -180,7 +202,9 @@ def refresh(
     status = provider.status(session, token.provider_id)
     if status.state == token.state:
         return False
+    before = token.state
     _apply(token, status, cipher)
+    _announce(session, token, _card_of(session, token), before)
     return True
 
 
@@ -231,7 +255,7 @@ def delete_all_of_card(
     for token in found:
         if token.state not in FINAL:
             provider = provider_for(card.brand)
-            Transition("delete").run(session, provider, token, cipher, "card deleted")
+            Transition("delete").run(session, provider, token, cipher, "card deleted", card)
         session.delete(token)
     session.flush()
     return len(found)
@@ -270,7 +294,12 @@ def apply_issuer_update(
     fingerprint: bytes | None = None,
 ) -> None:
     """Apply an issuer-side event (new PAN, new expiry, suspend, resume, delete) that
-    the network reported: the token's record and, for card changes, the card."""
+    the network reported: the token's record and, for card changes, the card, with
+    their events (a state change; ``network_token.updated`` and ``card.updated`` when
+    the card's number or expiry changed)."""
+    before_state = token.state
+    before_card = (card.fingerprint, card.exp_month, card.exp_year)
+    before_token = (token.token_exp_month, token.token_exp_year)
     _apply(token, status, cipher)
     if new_pan is not None and fingerprint is not None:
         card.pan_encrypted = cipher.encrypt(
@@ -281,6 +310,12 @@ def apply_issuer_update(
         card.bin, card.last4 = new_pan.bin, new_pan.last4
     card.exp_month, card.exp_year = status.card_exp_month, status.card_exp_year
     card.updated_at = utcnow()
+    _announce(session, token, card, before_state)
+    card_changed = (card.fingerprint, card.exp_month, card.exp_year) != before_card
+    if card_changed or (token.token_exp_month, token.token_exp_year) != before_token:
+        emit(session, "network_token.updated", card, token)
+    if card_changed:
+        emit(session, "card.updated", card, token)
 
 
 def token_by_alias(session: Session, pan_alias: str) -> tuple[NetworkToken, Card]:

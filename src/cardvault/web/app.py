@@ -15,9 +15,10 @@ from starlette.responses import JSONResponse
 from cardvault import __version__
 from cardvault.accounts.errors import AccountsError
 from cardvault.admin import members, service_accounts, vaults
-from cardvault.api import cards, network_tokens, whoami
+from cardvault.api import cards, events, network_tokens, webhooks, whoami
 from cardvault.api.fast_path import FastPath
 from cardvault.cards.errors import CardError
+from cardvault.events.errors import UnknownEvent
 from cardvault.network_tokens.errors import TokenNotFound
 from cardvault.networks.provider import ProviderError
 from cardvault.oauth.routes import OAuthRoutes, OAuthService
@@ -32,8 +33,10 @@ from cardvault.web.errors import (
     provider_error_handler,
     token_not_found_handler,
     validation_error_handler,
+    webhook_error_handler,
 )
 from cardvault.web.logging import configure_logging
+from cardvault.webhooks.errors import WebhookError
 
 
 def create_app(settings: Settings | None = None) -> OAuthRoutes:
@@ -68,6 +71,8 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     app.include_router(whoami.router)
     app.include_router(cards.router)
     app.include_router(network_tokens.router)
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     app.include_router(vaults.router)
     app.include_router(service_accounts.router)
     app.include_router(members.router)
@@ -78,6 +83,8 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     app.add_exception_handler(CardError, card_error_handler)
     app.add_exception_handler(ProviderError, provider_error_handler)
     app.add_exception_handler(TokenNotFound, token_not_found_handler)
+    app.add_exception_handler(WebhookError, webhook_error_handler)
+    app.add_exception_handler(UnknownEvent, webhook_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     # The OAuth routes and the hottest vault calls sit in front and skip FastAPI.

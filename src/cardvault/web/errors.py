@@ -12,8 +12,10 @@ from starlette.responses import Response
 
 from cardvault.accounts.errors import AccountsError, LimitReached, NotFound, ValidationFailed
 from cardvault.cards.errors import CardError
+from cardvault.events.errors import UnknownEvent
 from cardvault.network_tokens.errors import TokenNotFound
 from cardvault.networks.provider import ProviderError
+from cardvault.webhooks.errors import WebhookError
 
 
 class ApiError(Exception):
@@ -122,3 +124,8 @@ async def http_error_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
     return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def webhook_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, WebhookError | UnknownEvent)
+    return error_response(exc.status, exc.code, exc.detail)

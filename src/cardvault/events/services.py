@@ -1,0 +1,67 @@
+"""Writing events in the caller's transaction and reading them back in order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.orm import Session
+
+from cardvault.crypto import random_id
+from cardvault.events.errors import UnknownEvent
+from cardvault.events.models import EventName, document
+from cardvault.store.event_models import Event
+from cardvault.store.models import Base
+from cardvault.store.types import utcnow
+
+_STATE_EVENTS: dict[str, EventName] = {
+    "ACTIVE": "network_token.activated",
+    "SUSPENDED": "network_token.suspended",
+    "DELETED": "network_token.deleted",
+    "FAILED": "network_token.provisioning_failed",
+}
+_EVENTS = Base.metadata.tables["events"]
+
+
+def event_for_state(state: str) -> EventName | None:
+    """The event a token entering ``state`` announces (None for PENDING)."""
+    return _STATE_EVENTS.get(state)
+
+
+def emit(db: Session | Connection, name: EventName, card: Any, token: Any = None) -> str:
+    """Write one event about ``card`` (and its ``token``) in the session's transaction,
+    so the event commits or rolls back with the change; one INSERT. Returns its id."""
+    event_id = random_id("evt_")
+    now = utcnow()
+    body = document(event_id, name, now, token, card)
+    db.execute(
+        insert(_EVENTS),
+        [
+            {
+                "id": event_id,
+                "event": name,
+                "org_id": card.org_id,
+                "vault_id": card.vault_id,
+                "subject": card.id,
+                "occurred_at": now,
+                "payload": orjson.dumps(body).decode(),
+                "dispatched": False,
+            }
+        ],
+    )
+    return event_id
+
+
+def list_events(
+    session: Session, vault_id: str, *, after: str | None, limit: int
+) -> Sequence[Event]:
+    """The vault's events in the order they were written, after the event ``after``."""
+    query = select(Event).where(Event.vault_id == vault_id)
+    if after:
+        seq = session.scalar(select(Event.seq).where(Event.vault_id == vault_id, Event.id == after))
+        if seq is None:
+            raise UnknownEvent(f"after: no event {after} in this vault")
+        query = query.where(Event.seq > seq)
+    return session.scalars(query.order_by(Event.seq).limit(limit)).all()
