@@ -86,7 +86,11 @@ def test_deliveries_give_up_after_the_horizon_and_can_be_retried(
         endpoint = vault.subscribe(receiver.url)
         receiver.fail = 10**6
         vault.provision(vault.card(random_pan()))
-        eventually(lambda: deliveries(vault, endpoint["id"])[0]["state"] == "failed", timeout=10)
+        # The delivery row appears once the worker has picked the event up.
+        eventually(
+            lambda: [d["state"] for d in deliveries(vault, endpoint["id"])] == ["failed"],
+            timeout=10,
+        )
         [failed] = deliveries(vault, endpoint["id"])
         tries = len(failed["attempts"])
         assert tries >= 2 and receiver.acknowledged() == []
