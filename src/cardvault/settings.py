@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     throttle_client_failures: int = Field(default=100, ge=1)
     # How often each worker asks the networks about PENDING tokens (seconds).
     settle_interval: float = Field(default=0.5, gt=0, le=60)
+    # Bulk enrolment: rows per chunk (one write transaction each), and the pause
+    # between chunks and between polls for work (seconds) of each worker process.
+    bulk_chunk_rows: int = Field(default=200, ge=1, le=5000)
+    bulk_pause: float = Field(default=0.005, ge=0, le=5.0)
+    bulk_poll_interval: float = Field(default=0.25, gt=0, le=60)
     # Most live service accounts one organization may have.
     max_service_accounts_per_org: int = Field(default=100, ge=1)
     # Largest accepted body on the OAuth endpoints, in bytes.

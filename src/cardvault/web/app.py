@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse
 from cardvault import __version__
 from cardvault.accounts.errors import AccountsError
 from cardvault.admin import members, service_accounts, vaults
-from cardvault.api import cards, network_tokens, whoami
+from cardvault.api import bulk, cards, network_tokens, whoami
+from cardvault.bulk.errors import BulkError
 from cardvault.cards.errors import CardError
 from cardvault.network_tokens.errors import TokenNotFound
 from cardvault.networks.provider import ProviderError
@@ -26,6 +27,7 @@ from cardvault.web.errors import (
     ApiError,
     accounts_error_handler,
     api_error_handler,
+    bulk_error_handler,
     card_error_handler,
     http_error_handler,
     provider_error_handler,
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     )
     app.include_router(whoami.router)
     app.include_router(cards.router)
+    app.include_router(bulk.router)  # before /network-tokens/{pan_alias}
     app.include_router(network_tokens.router)
     app.include_router(vaults.router)
     app.include_router(service_accounts.router)
@@ -75,6 +78,7 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(AccountsError, accounts_error_handler)
     app.add_exception_handler(CardError, card_error_handler)
+    app.add_exception_handler(BulkError, bulk_error_handler)
     app.add_exception_handler(ProviderError, provider_error_handler)
     app.add_exception_handler(TokenNotFound, token_not_found_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
