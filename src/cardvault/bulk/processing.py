@@ -22,8 +22,7 @@ from cardvault.cards import services as cards
 from cardvault.cards.errors import CardError, CardNotFound
 from cardvault.crypto.envelope import Fingerprinter, VaultCipher
 from cardvault.crypto.pan import Pan
-from cardvault.network_tokens import services as tokens
-from cardvault.network_tokens.errors import TokenNotFound
+from cardvault.network_tokens.bulk import Provisioned, Provisioning, provision_many
 from cardvault.networks.provider import ProviderError, TokenServiceProvider
 from cardvault.store.models import Base, BulkJob, Card
 from cardvault.store.types import utcnow
@@ -33,6 +32,7 @@ FAILED_ROW = "FAILED"
 NO_CARD = "no card with this pan_alias in the vault"
 
 _ROWS = Base.metadata.tables["bulk_rows"]
+_CARDS = select(*Base.metadata.tables["cards"].columns)
 _RECORD_RESULT = (
     update(_ROWS)
     .where(_ROWS.c.job_id == bindparam("b_job"), _ROWS.c.row == bindparam("b_row"))
@@ -101,7 +101,7 @@ class _Cards:
 
     by_alias: dict[str, Card] = field(default_factory=dict)
     by_fingerprint: dict[bytes, Card] = field(default_factory=dict)
-    enrolled: int = 0
+    new: list[Card] = field(default_factory=list)  # to insert, all at once
 
 
 def lock_job(session: Session, job_ids: Sequence[str]) -> BulkJob | None:
@@ -136,14 +136,15 @@ def _load_cards(
     session: Session, keys: JobKeys, rows: Sequence[Any], pans: dict[int, Pan]
 ) -> _Cards:
     found = _Cards()
+    conn = session.connection()
     aliases = {r.pan_alias for r in rows if r.pan_alias}
     if aliases:
-        query = select(Card).where(Card.vault_id == keys.vault_id, Card.pan_alias.in_(aliases))
-        found.by_alias = {c.pan_alias: c for c in session.scalars(query)}
+        query = _CARDS.where(Card.vault_id == keys.vault_id, Card.pan_alias.in_(aliases))
+        found.by_alias = {c.pan_alias: Card(**c._mapping) for c in conn.execute(query)}
     prints = {keys.fingerprinter.digest(p) for p in pans.values()}
     if prints:
-        query = select(Card).where(Card.vault_id == keys.vault_id, Card.fingerprint.in_(prints))
-        found.by_fingerprint = {c.fingerprint: c for c in session.scalars(query)}
+        query = _CARDS.where(Card.vault_id == keys.vault_id, Card.fingerprint.in_(prints))
+        found.by_fingerprint = {c.fingerprint: Card(**c._mapping) for c in conn.execute(query)}
     return found
 
 
@@ -165,9 +166,8 @@ def _enrol(
         cipher=keys.cipher,
         fingerprint=fingerprint,
     )
-    session.add(card)
     found.by_fingerprint[fingerprint] = card
-    found.enrolled += 1
+    found.new.append(card)
     return card
 
 
@@ -182,15 +182,10 @@ def _card_of(
     return card
 
 
-def _process_row(
-    session: Session,
-    keys: JobKeys,
-    provider_for: ProviderFor,
-    found: _Cards,
-    row: Any,
-    pan: Pan | None,
-    today: dt.date,
-) -> Outcome:
+def _prepare(
+    session: Session, keys: JobKeys, found: _Cards, row: Any, pan: Pan | None, today: dt.date
+) -> Outcome | Provisioning:
+    """The row's card and expiry to provision, or its failure."""
     outcome = Outcome(row.row, row.pan_alias)
     if row.error_code is not None:
         outcome.code, outcome.detail = row.error_code, row.error_detail
@@ -198,24 +193,46 @@ def _process_row(
     try:
         expiry = cards.normalize_expiry(row.exp_month, row.exp_year, today)
         card = _card_of(session, keys, found, row, pan, expiry)
-        outcome.pan_alias = card.pan_alias
-        token, _created = tokens.provision(
-            session,
-            provider_for(card.brand),
-            card,
-            keys.cipher,
-            exp_month=expiry.month,
-            exp_year=expiry.year,
-            cvc=None,
-        )
-    except (CardError, ProviderError, TokenNotFound) as error:
+    except CardError as error:
         outcome.code, outcome.detail = error.code, error.detail
         return outcome
+    return Provisioning(card, expiry.month, expiry.year)
+
+
+def _outcome(row: Any, card: Card, provisioned: Provisioned) -> Outcome:
+    outcome = Outcome(row.row, card.pan_alias)
+    if isinstance(provisioned, ProviderError):
+        outcome.code, outcome.detail = provisioned.code, provisioned.detail
+        return outcome
+    token = provisioned[0]
     outcome.state, outcome.last4 = token.state, token.token_last4
     outcome.par = token.payment_account_reference
     if token.token_exp_year and token.token_exp_month:
         outcome.expires_at = f"{token.token_exp_year:04d}-{token.token_exp_month:02d}"
     return outcome
+
+
+def _process(
+    session: Session,
+    keys: JobKeys,
+    provider_for: ProviderFor,
+    rows: Sequence[Any],
+    pans: dict[int, Pan],
+) -> tuple[list[Outcome], int]:
+    """Outcomes of the rows in row order, and how many cards were enrolled."""
+    found = _load_cards(session, keys, rows, pans)
+    today = dt.date.today()
+    prepared = [_prepare(session, keys, found, r, pans.get(r.row), today) for r in rows]
+    cards.insert_cards(session.connection(), found.new)
+    todo = [(row, p) for row, p in zip(rows, prepared, strict=True) if isinstance(p, Provisioning)]
+    done = provision_many(session, provider_for, [p for _row, p in todo], keys.cipher)
+    by_row = {
+        row.row: _outcome(row, p.card, result) for (row, p), result in zip(todo, done, strict=True)
+    }
+    outcomes = [
+        p if isinstance(p, Outcome) else by_row[r.row] for r, p in zip(rows, prepared, strict=True)
+    ]
+    return outcomes, len(found.new)
 
 
 def _advance(job: BulkJob, outcomes: Sequence[Outcome]) -> None:
@@ -241,15 +258,10 @@ def run_chunk(
         job.state, job.finished_at, job.served_at = COMPLETED, utcnow(), utcnow()
         return result
     pans = {r.row: _reveal(keys, r) for r in rows if r.pan_encrypted and not r.error_code}
-    found = _load_cards(session, keys, rows, pans)
-    today = dt.date.today()
-    outcomes = [
-        _process_row(session, keys, provider_for, found, r, pans.get(r.row), today) for r in rows
-    ]
-    session.flush()
+    outcomes, result.enrolled = _process(session, keys, provider_for, rows, pans)
     session.connection().execute(_RECORD_RESULT, [o.params(job.id) for o in outcomes])
     _advance(job, outcomes)
-    result.rows, result.enrolled = len(outcomes), found.enrolled
+    result.rows = len(outcomes)
     result.succeeded = sum(1 for o in outcomes if o.code is None)
     result.first_row, result.last_row = rows[0].row, rows[-1].row
     return result
