@@ -102,6 +102,7 @@ class _Cards:
     by_alias: dict[str, Card] = field(default_factory=dict)
     by_fingerprint: dict[bytes, Card] = field(default_factory=dict)
     new: list[Card] = field(default_factory=list)  # to insert, all at once
+    prints: dict[int, bytes] = field(default_factory=dict)  # row → PAN fingerprint
 
 
 def lock_job(session: Session, job_ids: Sequence[str]) -> BulkJob | None:
@@ -141,7 +142,8 @@ def _load_cards(
     if aliases:
         query = _CARDS.where(Card.vault_id == keys.vault_id, Card.pan_alias.in_(aliases))
         found.by_alias = {c.pan_alias: Card(**c._mapping) for c in conn.execute(query)}
-    prints = {keys.fingerprinter.digest(p) for p in pans.values()}
+    found.prints = {number: keys.fingerprinter.digest(pan) for number, pan in pans.items()}
+    prints = set(found.prints.values())
     if prints:
         query = _CARDS.where(Card.vault_id == keys.vault_id, Card.fingerprint.in_(prints))
         found.by_fingerprint = {c.fingerprint: Card(**c._mapping) for c in conn.execute(query)}
@@ -152,7 +154,7 @@ def _enrol(
     session: Session, keys: JobKeys, found: _Cards, row: Any, pan: Pan, expiry: cards.Expiry
 ) -> Card:
     """The vault's card of this PAN (as ``POST /cards``: an existing one is reused)."""
-    fingerprint = keys.fingerprinter.digest(pan)
+    fingerprint = found.prints[row.row]
     card = found.by_fingerprint.get(fingerprint)
     if card is not None:
         cards.extend_expiry(session.connection(), card, expiry)
