@@ -33,6 +33,7 @@ ADDRESS = (
 )
 KNOWN = frozenset((*CARD_KEYS, *REQUIRED, *HOLDER, *ADDRESS))
 MAX_FIELD = 255
+MAX_RECORD = 64 * 1024  # characters of one record (a line, or lines in quotes)
 ALIAS_MAX = 40
 
 
@@ -98,6 +99,8 @@ class RecordSplitter:
                 self._record, self._quotes = [], 0
         if final and self._record:
             raise InvalidFile("the file ends inside a quoted field")
+        if len(self._partial) + sum(len(line) for line in self._record) > MAX_RECORD:
+            raise InvalidFile(f"a row is longer than {MAX_RECORD} characters")
         return done
 
 

@@ -7,6 +7,7 @@ deleted with its rows, so a refused file leaves nothing behind.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,19 @@ def discard_job(db: Database, job_id: str) -> None:
     with db.write_connection() as conn:
         conn.execute(delete(BulkRow).where(BulkRow.job_id == job_id))
         conn.execute(delete(BulkJob).where(BulkJob.id == job_id))
+
+
+def discard_stale_uploads(db: Database, older_than: dt.timedelta) -> int:
+    """Delete jobs whose upload never finished (the server died while receiving it),
+    with their rows and encrypted PANs; returns how many."""
+    cutoff = utcnow() - older_than
+    stale = select(BulkJob.id).where(BulkJob.state == RECEIVING, BulkJob.created_at < cutoff)
+    with db.write_connection() as conn:
+        ids = list(conn.scalars(stale))
+        if ids:
+            conn.execute(delete(BulkRow).where(BulkRow.job_id.in_(ids)))
+            conn.execute(delete(BulkJob).where(BulkJob.id.in_(ids)))
+    return len(ids)
 
 
 def read_job(conn: Connection, vault_id: str, job_id: str) -> Any:

@@ -9,14 +9,16 @@ get the database's write lock and the interpreter in between.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 
 from cardvault.audit import AuditRecord, write_audit
-from cardvault.bulk.jobs import ACTIVE_STATES
+from cardvault.bulk.jobs import ACTIVE_STATES, discard_stale_uploads
 from cardvault.bulk.processing import (
     ChunkResult,
     JobKeys,
@@ -32,6 +34,8 @@ from cardvault.store.models import BulkJob
 log = logging.getLogger(__name__)
 
 CANDIDATES = 8  # active jobs considered per step, least recently served first
+STALE_UPLOAD = dt.timedelta(hours=1)  # an upload still receiving after this has died
+CLEANUP_EVERY = 600.0  # seconds
 
 
 class BulkWorker:
@@ -42,6 +46,7 @@ class BulkWorker:
         self.vault_keys = vault_keys
         self.provider_for = provider_for
         self.chunk_rows = chunk_rows
+        self._cleaned_at = 0.0
 
     def _candidates(self) -> Sequence[Any]:
         with self.db.engine.connect() as conn:
@@ -65,6 +70,9 @@ class BulkWorker:
 
     def step(self) -> bool:
         """Process one chunk; False when there was nothing to do."""
+        if time.monotonic() - self._cleaned_at > CLEANUP_EVERY:
+            self._cleaned_at = time.monotonic()
+            discard_stale_uploads(self.db, STALE_UPLOAD)
         jobs = {job.id: job for job in self._candidates()}
         if not jobs:
             return False

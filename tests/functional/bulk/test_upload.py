@@ -213,3 +213,11 @@ def test_jobs_of_other_vaults_do_not_exist(server: Server, factory: Factory, bul
         response = other.call("GET", f"/network-tokens/bulk/{job['id']}{path}")
         assert response.status_code == 404
         assert response.json()["errors"][0]["code"] == "not-found"
+
+
+def test_a_file_refused_midway_leaves_nothing_behind(bulk: Bulk, counts: Counts) -> None:
+    rows = "".join(f"pan_{n},7,{NEXT_YEAR}\n" for n in range(2500))  # > one stored batch
+    response = bulk.upload(f'pan_alias,exp_month,exp_year\n{rows}"never closed,7,{NEXT_YEAR}\n')
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["code"] == "invalid-format"
+    assert counts()["jobs"] == 0

@@ -83,3 +83,10 @@ def test_pan_rows_check_the_number_without_showing_it() -> None:
     assert bad.error_code == "invalid-format" and "4242424242424241" not in str(bad.error_detail)
     good = parse_row(2, columns, ["4242424242424242", "7", "2031"])
     assert good.pan is not None and good.pan.last4 == "4242" and good.error_code is None
+
+
+def test_an_endless_line_is_refused_before_it_fills_memory() -> None:
+    splitter = RecordSplitter()
+    with pytest.raises(InvalidFile, match="longer than"):
+        for _ in range(100):
+            splitter.feed(b"x" * 4096)
