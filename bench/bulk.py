@@ -42,6 +42,7 @@ from run import (
     vault_account,
 )
 
+from cardvault.client import Client
 from cardvault.crypto.pan import luhn_check_digit
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "bulk.md"
@@ -88,11 +89,10 @@ def peak_rss_mb(pid: int) -> list[float]:
     return peaks
 
 
-def wait_for_job(url: str, headers: dict[str, str], job_id: str) -> dict[str, Any]:
+def wait_for_job(client: Client, job_id: str) -> dict[str, Any]:
+    """Poll until the job ends (the client fetches new tokens as old ones expire)."""
     while True:
-        job: dict[str, Any] = httpx.get(
-            f"{url}/network-tokens/bulk/{job_id}", headers=headers, timeout=10
-        ).json()
+        job: dict[str, Any] = client.get(f"/network-tokens/bulk/{job_id}")
         if job["state"] in ("completed", "cancelled", "failed"):
             return job
         time.sleep(0.5)
@@ -109,7 +109,8 @@ def probe_during(url: str, token: str, seconds: int, out: dict[str, Any]) -> Non
 
 def measure(ctx: Context, rows: int, file: Path) -> list[str]:
     with running_server(ctx.cardvault, ctx.env, WORKERS, ctx.data_dir) as server:
-        token = fetch_token(server.url, vault_account(ctx, server))
+        account = vault_account(ctx, server)
+        token = fetch_token(server.url, account)
         headers = {"Authorization": f"Bearer {token}"}
         year = dt.date.today().year + 3
         probe = httpx.post(
@@ -131,11 +132,13 @@ def measure(ctx: Context, rows: int, file: Path) -> list[str]:
             raise BenchError(f"upload failed: {upload.status_code} {upload.text[:300]}")
         uploaded = time.monotonic() - started
         expected = max(5, min(60, int(rows / GOAL_ROWS_PER_S)))
+        token = fetch_token(server.url, account)  # fresh for the probe
         probe_out: dict[str, Any] = {}
         probe_url = f"{server.url}/network-tokens/{probe['pan_alias']}"
         prober = threading.Thread(target=probe_during, args=(probe_url, token, expected, probe_out))
         prober.start()
-        job = wait_for_job(server.url, headers, upload.json()["id"])
+        with Client(server.url, account["client_id"], account["client_secret"]) as client:
+            job = wait_for_job(client, upload.json()["id"])
         total = time.monotonic() - started
         prober.join()
         peaks = peak_rss_mb(server.process.pid) if server.process else []
