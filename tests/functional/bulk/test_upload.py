@@ -221,3 +221,12 @@ def test_a_file_refused_midway_leaves_nothing_behind(bulk: Bulk, counts: Counts)
     assert response.status_code == 422
     assert response.json()["errors"][0]["code"] == "invalid-format"
     assert counts()["jobs"] == 0
+
+
+def test_a_card_twice_in_one_file_gets_one_token(bulk: Bulk, counts: Counts) -> None:
+    card, pan = bulk.card(), random_pan()
+    job, lines = bulk.run(csv_text(HEADER, [(card["pan_alias"], 7, NEXT_YEAR)] * 2))
+    assert job["succeeded"] == 2 and lines[1][1:] == lines[2][1:]
+    job, lines = bulk.run(csv_text(("pan", "exp_month", "exp_year"), [(pan, 7, NEXT_YEAR)] * 2))
+    assert job["succeeded"] == 2 and lines[1][1:] == lines[2][1:]
+    assert (counts()["cards"], counts()["tokens"]) == (2, 2)
