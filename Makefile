@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/bulk.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

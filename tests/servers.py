@@ -118,7 +118,7 @@ class Server:
             self.process.wait(timeout=10)
 
     def kill(self) -> None:
-        """SIGKILL the server and its workers: no shutdown code runs."""
+        """SIGKILL the server and its workers (a crash: no shutdown code runs) and wait."""
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGKILL)

@@ -145,6 +145,7 @@ class Runtime:
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
             asyncio.create_task(self._settle_loop(), name="settle-pending-tokens"),
             asyncio.create_task(self._webhook_worker().run(), name="webhook-deliveries"),
+            asyncio.create_task(self._bulk_loop(), name="bulk-enrolment"),
         ]
 
     def _webhook_worker(self) -> DeliveryWorker:
@@ -177,6 +178,21 @@ class Runtime:
                 )
             except Exception:
                 log.exception("settling pending network tokens failed; will retry")
+
+    async def _bulk_loop(self) -> None:
+        """Processes bulk enrolment jobs, one chunk at a time (see ``bulk/worker.py``)."""
+        from cardvault.bulk.worker import BulkWorker
+        from cardvault.networks.simulator import provider_for
+
+        settings = self.settings
+        worker = BulkWorker(self.db, self.vault_keys, provider_for, settings.bulk_chunk_rows)
+        while True:
+            try:
+                busy = await asyncio.to_thread(worker.step)
+            except Exception:
+                log.exception("bulk enrolment step failed; will retry")
+                busy = False
+            await asyncio.sleep(settings.bulk_pause if busy else settings.bulk_poll_interval)
 
     async def _flush_loop(self) -> None:
         while True:

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     webhook_allowed_networks: str = ""
     # Most webhook endpoints one vault may have.
     max_webhooks_per_vault: int = Field(default=16, ge=1, le=1000)
+    # Bulk enrolment: rows per chunk (one write transaction each), and the pause
+    # between chunks and between polls for work (seconds) of each worker process.
+    bulk_chunk_rows: int = Field(default=200, ge=1, le=5000)
+    bulk_pause: float = Field(default=0.005, ge=0, le=5.0)
+    bulk_poll_interval: float = Field(default=0.25, gt=0, le=60)
     # Most live service accounts one organization may have.
     max_service_accounts_per_org: int = Field(default=100, ge=1)
     # Largest accepted body on the OAuth endpoints, in bytes.

@@ -115,6 +115,13 @@ def insert_card(conn: Connection, card: Card) -> None:
     conn.execute(insert(Base.metadata.tables["cards"]), [row])
 
 
+def insert_cards(conn: Connection, cards: Sequence[Card]) -> None:
+    """Store several cards made by :func:`new_card` with one multi-row INSERT."""
+    if cards:
+        rows = [{name: getattr(card, name) for name in _CARD_COLUMNS} for card in cards]
+        conn.execute(insert(Base.metadata.tables["cards"]), rows)
+
+
 def extend_expiry(conn: Connection, card: Card, expiry: Expiry) -> bool:
     """Move the card's expiry forward if ``expiry`` is later; True if it changed."""
     if (expiry.year, expiry.month) <= (card.exp_year, card.exp_month):

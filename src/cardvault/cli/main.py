@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.exc import IntegrityError
 
+from cardvault.cli.bulk import app as bulk_app
 from cardvault.cli.remote import register
 from cardvault.cli.simulate import app as simulate_app
 from cardvault.settings import Settings, get_settings
@@ -29,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 register(app)
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(bulk_app, name="bulk")
 
 err = Console(stderr=True, soft_wrap=True)
 

@@ -33,25 +33,31 @@ def event_for_state(state: str) -> EventName | None:
 def emit(db: Session | Connection, name: EventName, card: Any, token: Any = None) -> str:
     """Write one event about ``card`` (and its ``token``) in the session's transaction,
     so the event commits or rolls back with the change; one INSERT. Returns its id."""
+    row = _row(name, card, token)
+    db.execute(insert(_EVENTS), [row])
+    return str(row["id"])
+
+
+def emit_many(db: Session | Connection, events: Sequence[tuple[EventName, Any, Any]]) -> None:
+    """:func:`emit` for many ``(name, card, token)`` at once: one multi-row INSERT,
+    in order (bulk enrolment)."""
+    if events:
+        db.execute(insert(_EVENTS), [_row(name, card, token) for name, card, token in events])
+
+
+def _row(name: EventName, card: Any, token: Any) -> dict[str, Any]:
     event_id = random_id("evt_")
     now = utcnow()
-    body = document(event_id, name, now, token, card)
-    db.execute(
-        insert(_EVENTS),
-        [
-            {
-                "id": event_id,
-                "event": name,
-                "org_id": card.org_id,
-                "vault_id": card.vault_id,
-                "subject": card.id,
-                "occurred_at": now,
-                "payload": orjson.dumps(body).decode(),
-                "dispatched": False,
-            }
-        ],
-    )
-    return event_id
+    return {
+        "id": event_id,
+        "event": name,
+        "org_id": card.org_id,
+        "vault_id": card.vault_id,
+        "subject": card.id,
+        "occurred_at": now,
+        "payload": orjson.dumps(document(event_id, name, now, token, card)).decode(),
+        "dispatched": False,
+    }
 
 
 def list_events(

@@ -330,3 +330,6 @@ def token_by_alias(session: Session, pan_alias: str) -> tuple[NetworkToken, Card
     if token is None or card is None:
         raise TokenNotFound(f"network token {pan_alias} not found")
     return token, card
+
+
+apply_status = _apply  # for the bulk form of provision (network_tokens/bulk.py)

@@ -126,6 +126,15 @@ class NetworkSimulator:
 
     def provision(self, session: Session, request: ProvisionRequest) -> TokenStatus:
         """Create a token, ACTIVE or PENDING; raises the test card's refusal."""
+        row = self.new_row(request, utcnow())
+        row.token_number = self.new_token_number(session, request.pan)
+        session.add(row)
+        session.flush()
+        return self.status_of(row)
+
+    def new_row(self, request: ProvisionRequest, now: dt.datetime) -> SimulatedToken:
+        """The token row ``provision`` would store, not yet stored and without its token
+        number; raises the test card's refusal."""
         pan = request.pan
         brand = brand_of(pan.reveal())
         if brand != self.network:
@@ -135,14 +144,12 @@ class NetworkSimulator:
         if outcome in _REFUSALS:
             error, detail = _REFUSALS[outcome]
             raise error(detail)
-        now = utcnow()
         card_expiry = (request.exp_month, request.exp_year)
         exp_month, exp_year = self.profile.token_expiry(card_expiry, now)
-        row = SimulatedToken(
+        return SimulatedToken(
             id=random_id("sim_"),
             network=self.network,
             state=ACTIVE if outcome is Outcome.APPROVED else PENDING,
-            token_number=self._new_token_number(session, pan),
             exp_month=exp_month,
             exp_year=exp_year,
             card_exp_month=request.exp_month,
@@ -156,13 +163,10 @@ class NetworkSimulator:
             created_at=now,
             updated_at=now,
         )
-        session.add(row)
-        session.flush()
-        return self._status(row)
 
     def status(self, session: Session, provider_id: str) -> TokenStatus:
         """The token's state, after settling it if its time has come."""
-        return self._status(self._load(session, provider_id))
+        return self.status_of(self._load(session, provider_id))
 
     def suspend(self, session: Session, provider_id: str, reason: str) -> TokenStatus:
         return self._move(session, provider_id, "suspend", _SUSPENDABLE, SUSPENDED)
@@ -278,7 +282,7 @@ class NetworkSimulator:
 
     # -- Steps ---------------------------------------------------------------------
 
-    def _new_token_number(self, session: Session, pan: Pan) -> str:
+    def new_token_number(self, session: Session, pan: Pan) -> str:
         for _ in range(100):
             number = self.profile.random_token_number()
             taken = session.scalar(
@@ -332,7 +336,7 @@ class NetworkSimulator:
             row.settle_at = None
         row.updated_at = utcnow()
         session.flush()
-        return self._status(row)
+        return self.status_of(row)
 
     def _new_card_expiry(
         self, session: Session, row: SimulatedToken, exp_month: int, exp_year: int
@@ -342,10 +346,10 @@ class NetworkSimulator:
             row.exp_month, row.exp_year = exp_month, exp_year
         row.updated_at = utcnow()
         session.flush()
-        return self._status(row)
+        return self.status_of(row)
 
     @staticmethod
-    def _status(row: SimulatedToken) -> TokenStatus:
+    def status_of(row: SimulatedToken) -> TokenStatus:
         return TokenStatus(
             provider_id=row.id,
             network=row.network,

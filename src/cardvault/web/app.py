@@ -15,8 +15,9 @@ from starlette.responses import JSONResponse
 from cardvault import __version__
 from cardvault.accounts.errors import AccountsError
 from cardvault.admin import members, service_accounts, vaults
-from cardvault.api import cards, events, network_tokens, webhooks, whoami
+from cardvault.api import bulk, cards, events, network_tokens, webhooks, whoami
 from cardvault.api.fast_path import FastPath
+from cardvault.bulk.errors import BulkError
 from cardvault.cards.errors import CardError
 from cardvault.events.errors import UnknownEvent
 from cardvault.network_tokens.errors import TokenNotFound
@@ -28,6 +29,7 @@ from cardvault.web.errors import (
     ApiError,
     accounts_error_handler,
     api_error_handler,
+    bulk_error_handler,
     card_error_handler,
     http_error_handler,
     provider_error_handler,
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     )
     app.include_router(whoami.router)
     app.include_router(cards.router)
+    app.include_router(bulk.router)  # before /network-tokens/{pan_alias}
     app.include_router(network_tokens.router)
     app.include_router(webhooks.router)
     app.include_router(events.router)
@@ -81,6 +84,7 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(AccountsError, accounts_error_handler)
     app.add_exception_handler(CardError, card_error_handler)
+    app.add_exception_handler(BulkError, bulk_error_handler)
     app.add_exception_handler(ProviderError, provider_error_handler)
     app.add_exception_handler(TokenNotFound, token_not_found_handler)
     app.add_exception_handler(WebhookError, webhook_error_handler)

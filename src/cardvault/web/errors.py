@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from cardvault.accounts.errors import AccountsError, LimitReached, NotFound, ValidationFailed
+from cardvault.bulk.errors import BulkError
 from cardvault.cards.errors import CardError
 from cardvault.events.errors import UnknownEvent
 from cardvault.network_tokens.errors import TokenNotFound
@@ -95,6 +96,12 @@ async def accounts_error_handler(_request: Request, exc: Exception) -> Response:
 
 async def card_error_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CardError)
+    extra = {"source": {"field": exc.field}} if exc.field else {}
+    return error_response(exc.status, exc.code, exc.detail, **extra)
+
+
+async def bulk_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BulkError)
     extra = {"source": {"field": exc.field}} if exc.field else {}
     return error_response(exc.status, exc.code, exc.detail, **extra)
 

@@ -1,0 +1,1 @@
+"""Bulk enrolment of network tokens from CSV files: upload, background chunks, results."""

@@ -1,0 +1,73 @@
+"""The results file of a job: one CSV line per input row, in input order, never a PAN."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select
+
+from cardvault.bulk.jobs import CANCELLED
+from cardvault.store.db import Database
+from cardvault.store.models import BulkRow
+
+HEADER = (
+    "row",
+    "pan_alias",
+    "state",
+    "network_token_last4",
+    "expires_at",
+    "payment_account_reference",
+    "error_code",
+    "error_detail",
+)
+PAGE = 2000
+_COLUMNS = (
+    BulkRow.row,
+    BulkRow.pan_alias,
+    BulkRow.state,
+    BulkRow.network_token_last4,
+    BulkRow.expires_at,
+    BulkRow.payment_account_reference,
+    BulkRow.error_code,
+    BulkRow.error_detail,
+)
+
+
+def _line(row: Any, job_state: str) -> tuple[Any, ...]:
+    if row.state is None:  # not processed (yet)
+        unprocessed = "CANCELLED" if job_state == CANCELLED else "QUEUED"
+        return (row.row, row.pan_alias or "", unprocessed, "", "", "", "", "")
+    return tuple("" if value is None else value for value in row)
+
+
+def _page(db: Database, job_id: str, after: int) -> list[Any]:
+    with db.engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(*_COLUMNS)
+                .where(BulkRow.job_id == job_id, BulkRow.row > after)
+                .order_by(BulkRow.row)
+                .limit(PAGE)
+            )
+        )
+
+
+def result_lines(db: Database, job_id: str, job_state: str) -> Iterator[str]:
+    """The results CSV, a page of rows at a time (the header first)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    after = 0
+    while True:
+        rows = _page(db, job_id, after)
+        for row in rows:
+            writer.writerow(_line(row, job_state))
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(rows) < PAGE:
+            return
+        after = rows[-1].row
