@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.exc import IntegrityError
 
+from cardvault.cli.login import register as register_login
 from cardvault.cli.remote import register
 from cardvault.cli.simulate import app as simulate_app
 from cardvault.settings import Settings, get_settings
@@ -28,6 +29,7 @@ keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 register(app)
+register_login(app)
 app.add_typer(simulate_app, name="simulate")
 
 err = Console(stderr=True, soft_wrap=True)

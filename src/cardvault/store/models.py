@@ -309,14 +309,63 @@ class SimulatedCryptogram(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class DashboardSession(Base):
+    """A person's browser session; only a keyed hash of the cookie value is stored."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"), index=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class Invitation(Base):
+    """A one-time link with which an invited person sets a password (hash stored only)."""
+
+    __tablename__ = "invitations"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+
+class DeviceAuthorization(Base):
+    """A pending device authorization (RFC 8628 §3.2); the device code is stored hashed."""
+
+    __tablename__ = "device_authorizations"
+
+    device_code_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    user_code: Mapped[str] = mapped_column(String(16), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id"))
+    org_id: Mapped[str | None] = mapped_column(String(40))
+    interval: Mapped[int] = mapped_column(Integer)
+    last_polled_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 __all__ = [
     "AuditEvent",
     "Base",
     "Card",
     "Change",
+    "DashboardSession",
     "DataKey",
+    "DeviceAuthorization",
     "IdempotencyKey",
     "InstallationState",
+    "Invitation",
     "Member",
     "NetworkToken",
     "Organization",

@@ -17,6 +17,7 @@ from cardvault.accounts.errors import AccountsError
 from cardvault.admin import members, service_accounts, vaults
 from cardvault.api import cards, network_tokens, whoami
 from cardvault.cards.errors import CardError
+from cardvault.dashboard import install as install_dashboard
 from cardvault.network_tokens.errors import TokenNotFound
 from cardvault.networks.provider import ProviderError
 from cardvault.oauth.routes import OAuthRoutes, OAuthService
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     app.add_exception_handler(TokenNotFound, token_not_found_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    install_dashboard(app, settings)  # after the API's handlers: it refines them for pages
     # The OAuth routes sit in front: they are the hottest path and skip FastAPI.
     front = OAuthRoutes(app, settings.realm, lambda: app.state.oauth)
     return front
