@@ -29,7 +29,9 @@ SECURITY_HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Same-origin: no one-time link leaves in a Referer, and browsers still send a real
+    # Origin on our own form posts ("no-referrer" would make it "null").
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -153,8 +155,8 @@ def field(form: dict[str, list[str]], name: str, default: str = "") -> str:
 
 def check_origin(request: Request) -> None:
     origin = request.headers.get("origin")
-    if origin is None:
-        return
+    if origin is None or origin == "null":
+        return  # not told (privacy settings): the CSRF token still decides
     own = {f"{request.url.scheme}://{request.headers.get('host', '')}"}
     own.add(runtime_of(request).settings.url)
     if origin.rstrip("/") not in own:
