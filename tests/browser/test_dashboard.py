@@ -127,7 +127,9 @@ def test_form_posted_without_csrf_token_is_refused(page: Page, site: Server) -> 
     sign_in_admin(page, site)
     page.goto("/dashboard/vaults")
     page.get_by_label("Name").fill("no-token")
-    page.evaluate("document.querySelector('input[name=csrf_token]').remove()")
+    page.locator("form[action='/dashboard/vaults'] input[name=csrf_token]").evaluate(
+        "field => field.remove()"
+    )
     page.get_by_role("button", name="Create vault").click()
     expect(page.get_by_role("heading", name="Request refused")).to_be_visible()
     expect(page.get_by_text("CSRF check failed")).to_be_visible()
@@ -149,39 +151,41 @@ def test_wrong_password_is_throttled(page: Page, site: Server) -> None:
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
+def _approve_printed_code(page: Page, site: Server, login: subprocess.Popen[str]) -> None:
+    """Read the link `cardvault login` prints, sign in there and approve the code."""
+    assert login.stderr is not None
+    link = ""
+    for _ in range(10):
+        found = re.search(r"\(or open (\S+)\)", login.stderr.readline())
+        if found:
+            link = found.group(1)
+            break
+    assert link.startswith(f"{site.url}/dashboard/device?user_code=")
+    page.goto(link)  # not signed in yet: the sign-in page brings the person back
+    page.get_by_label("Email").fill(site.init["admin"]["email"])
+    page.get_by_label("Password").fill(site.init["admin"]["password"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#user-code")).to_have_text(link.rsplit("=", 1)[1])
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_role("heading", name="Approved")).to_be_visible()
+
+
 def test_device_login_approved_in_the_browser(page: Page, site: Server, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDVAULT_")}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    login = subprocess.Popen(
+    with subprocess.Popen(
         [CARDVAULT, "login", "--url", site.url],
         env=env,
         stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         text=True,
-    )
-    try:
-        assert login.stderr is not None
-        link = ""
-        for _ in range(10):
-            line = login.stderr.readline()
-            found = re.search(r"\(or open (\S+)\)", line)
-            if found:
-                link = found.group(1)
-                break
-        assert link.startswith(f"{site.url}/dashboard/device?user_code=")
-        page.goto(link)  # not signed in yet: the sign-in page brings the person back
-        page.get_by_label("Email").fill(site.init["admin"]["email"])
-        page.get_by_label("Password").fill(site.init["admin"]["password"])
-        page.get_by_role("button", name="Sign in").click()
-        code = link.rsplit("=", 1)[1]
-        expect(page.locator("#user-code")).to_have_text(code)
-        page.get_by_role("button", name="Approve").click()
-        expect(page.get_by_role("heading", name="Approved")).to_be_visible()
-        assert login.wait(timeout=30) == 0
-    finally:
-        if login.poll() is None:
-            login.kill()
-            login.wait()
+    ) as login:
+        try:
+            _approve_printed_code(page, site, login)
+            assert login.wait(timeout=30) == 0
+        finally:
+            if login.poll() is None:
+                login.kill()
     stored = tmp_path / "config" / "cardvault" / "credentials.json"
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert stat.S_IMODE(stored.parent.stat().st_mode) == 0o700
