@@ -14,6 +14,7 @@ from cardvault.accounts.errors import AccountsError
 from cardvault.audit import write_audit
 from cardvault.dashboard.sessions import SignedIn
 from cardvault.dashboard.web import (
+    Refusal,
     field,
     person_record,
     redirect,
@@ -53,11 +54,16 @@ def settings_page(request: Request, signed: Viewer) -> Response:
 
 
 def _member(request: Request, signed: SignedIn, member_id: str) -> members.MemberView:
+    """Another member of the organization; one's own membership is not changed here,
+    so nobody locks themselves out by accident."""
     runtime = runtime_of(request)
     with runtime.db.sessions() as session:
-        return members.find_member(
+        view = members.find_member(
             session, signed.who.org_id, member_id, runtime.settings.members_domain
         )
+    if view.kind == "person" and view.name == signed.who.email:
+        raise Refusal(400, "Not possible", "You cannot change or remove your own membership.")
+    return view
 
 
 @router.get("/members/{member_id}/access")
@@ -90,6 +96,7 @@ def confirm_access(member_id: str, to: str, request: Request, signed: Viewer) ->
 @router.post("/members/{member_id}/access")
 async def change_access(member_id: str, request: Request) -> Response:
     signed, form = await signed_form(request)
+    _member(request, signed, member_id)
     runtime = runtime_of(request)
     access = field(form, "access")
     with runtime.db.transaction() as session:
@@ -135,6 +142,7 @@ def confirm_remove(member_id: str, request: Request, signed: Viewer) -> Response
 @router.post("/members/{member_id}/remove")
 async def remove_member(member_id: str, request: Request) -> Response:
     signed, _form = await signed_form(request)
+    _member(request, signed, member_id)
     runtime = runtime_of(request)
     with runtime.db.transaction() as session:
         view = members.remove_member(

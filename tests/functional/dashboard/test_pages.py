@@ -182,3 +182,32 @@ def test_vault_counts_and_audit_filters(server: Server) -> None:
     assert "No events match." in none
     future = browser.open("/dashboard/audit?since=2999-01-01T00:00").text
     assert "No events match." in future
+
+
+def test_nobody_removes_or_demotes_themselves(server: Server) -> None:
+    creds = server.init["cli_credentials"]
+    token = httpx.post(
+        server.token_url,
+        data={"grant_type": "client_credentials"},
+        auth=(creds["client_id"], creds["client_secret"]),
+    ).json()["access_token"]
+    listed = httpx.get(
+        f"{server.url}/organizations/{server.init['organization_id']}/members",
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()["data"]
+    own = next(m["id"] for m in listed if m["name"] == server.init["admin"]["email"])
+    browser = admin(server)
+    row = re.search(
+        r'data-member="admin@cardvault.local">(.*?)</tr>',
+        browser.open("/dashboard/settings").text,
+        re.S,
+    )
+    assert row and "Remove" not in row.group(1)
+    for path, data in (
+        (f"/dashboard/members/{own}/remove", {}),
+        (f"/dashboard/members/{own}/access", {"access": "read"}),
+    ):
+        refused = browser.post(path, data)
+        assert refused.status_code == 400 and "your own membership" in refused.text
+    assert browser.open("/dashboard/settings").status_code == 200  # still signed in, still write
+    assert "Create service account" in browser.open("/dashboard/settings").text
