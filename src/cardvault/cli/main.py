@@ -109,6 +109,7 @@ def serve(
         f"cardvault listening on http://{settings.host}:{settings.port} "
         f"({settings.workers} worker(s)), issuer {settings.issuer}"
     )
+    err.print(f"dashboard at {settings.url}/dashboard (sign in as the admin printed by init)")
     server = Granian(
         "cardvault.web.app:create_app",
         factory=True,
