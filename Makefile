@@ -17,8 +17,9 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/cardvault serve
 
-## Run the whole suite (SQLite and PostgreSQL)
+## Run the whole suite (SQLite and PostgreSQL; browser tests in headless Chromium)
 test: $(STAMP)
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## Token endpoint and API figures with a real load generator (wrk)

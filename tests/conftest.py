@@ -53,7 +53,7 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
     dbs.drop_all()
 
 
-def _assert_no_secrets(server: Server) -> None:
+def assert_no_secrets(server: Server) -> None:
     if server.log_path.exists():
         found = SECRET_IN_TEXT.findall(server.log_path.read_text(errors="replace"))
         assert not found, f"client secret written to the server log ({len(found)} times)"
@@ -71,7 +71,7 @@ def server(
     ).start()
     yield srv
     srv.stop()
-    _assert_no_secrets(srv)
+    assert_no_secrets(srv)
 
 
 @pytest.fixture(scope="session")
@@ -109,4 +109,4 @@ def make_server(databases: Databases, tmp_path: Path) -> Iterator[MakeServer]:
     for srv in started:
         srv.stop()
     for srv in started:
-        _assert_no_secrets(srv)
+        assert_no_secrets(srv)

@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     kek_file: str = ""
     # Threads per worker for blocking work (database calls of the API routes).
     threads: int = Field(default=8, ge=1, le=200)
+    # Dashboard sessions: absolute lifetime (hours) and idle timeout (minutes).
+    dashboard_session_hours: int = Field(default=12, ge=1, le=720)
+    dashboard_idle_minutes: int = Field(default=30, ge=1, le=1440)
+    # Failed dashboard sign-ins allowed per minute: per email and address, per address.
+    signin_email_ip_failures: int = Field(default=5, ge=1)
+    signin_ip_failures: int = Field(default=20, ge=1)
+    signin_email_failures: int = Field(default=50, ge=1)
+    # Seconds ``cardvault login`` waits between polls (RFC 8628 ``interval``).
+    device_poll_interval: int = Field(default=5, ge=1, le=60)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
@@ -131,6 +140,10 @@ class Settings(BaseSettings):
     @property
     def kek_path(self) -> Path:
         return Path(self.kek_file) if self.kek_file else self.data_dir / "kek.key"
+
+    @property
+    def is_https(self) -> bool:
+        return self.url.startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:

@@ -43,8 +43,8 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> AuditRecord:
     return AuditRecord(
-        actor_type="service_account",
-        actor_id=principal.client_id,
+        actor_type=principal.actor_type,
+        actor_id=principal.actor_id,
         action=action,
         outcome=outcome,
         reason=reason,

@@ -18,8 +18,8 @@ from cardvault.bulk.csvfile import InputRow
 from cardvault.bulk.errors import InvalidJobState, JobNotFound
 from cardvault.crypto import random_id
 from cardvault.crypto.envelope import VaultCipher
+from cardvault.store.bulk_models import BulkJob, BulkRow
 from cardvault.store.db import Database
-from cardvault.store.models import BulkJob, BulkRow
 from cardvault.store.types import utcnow
 
 RECEIVING, QUEUED, RUNNING = "receiving", "queued", "running"

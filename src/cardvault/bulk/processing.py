@@ -24,7 +24,8 @@ from cardvault.crypto.envelope import Fingerprinter, VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.network_tokens.bulk import Provisioned, Provisioning, provision_many
 from cardvault.networks.provider import ProviderError, TokenServiceProvider
-from cardvault.store.models import Base, BulkJob, Card
+from cardvault.store.bulk_models import BulkJob
+from cardvault.store.models import Base, Card
 from cardvault.store.types import utcnow
 
 ProviderFor = Callable[[str], TokenServiceProvider]

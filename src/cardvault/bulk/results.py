@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from cardvault.bulk.jobs import CANCELLED
+from cardvault.store.bulk_models import BulkRow
 from cardvault.store.db import Database
-from cardvault.store.models import BulkRow
 
 HEADER = (
     "row",

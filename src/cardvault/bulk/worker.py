@@ -28,8 +28,8 @@ from cardvault.bulk.processing import (
     run_chunk,
 )
 from cardvault.keys.vault_keys import VaultKeys
+from cardvault.store.bulk_models import BulkJob
 from cardvault.store.db import Database
-from cardvault.store.models import BulkJob
 
 log = logging.getLogger(__name__)
 

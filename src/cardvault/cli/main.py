@@ -14,6 +14,7 @@ from rich.markup import escape
 from sqlalchemy.exc import IntegrityError
 
 from cardvault.cli.bulk import app as bulk_app
+from cardvault.cli.login import register as register_login
 from cardvault.cli.remote import register
 from cardvault.cli.simulate import app as simulate_app
 from cardvault.settings import Settings, get_settings
@@ -29,6 +30,7 @@ keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 register(app)
+register_login(app)
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(bulk_app, name="bulk")
 
@@ -109,6 +111,7 @@ def serve(
         f"cardvault listening on http://{settings.host}:{settings.port} "
         f"({settings.workers} worker(s)), issuer {settings.issuer}"
     )
+    err.print(f"dashboard at {settings.url}/dashboard (sign in as the admin printed by init)")
     server = Granian(
         "cardvault.web.app:create_app",
         factory=True,

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from cardvault.cli import manifest, templates
+from cardvault.cli.login import stored_token
 from cardvault.cli.output import Format, show
 from cardvault.client import DEFAULT_URL, CardvaultError, Client
 
@@ -54,12 +55,17 @@ def fail(message: str) -> typer.Exit:
 
 @contextmanager
 def session(url: str) -> Iterator[Client]:
-    """A client authenticated as CARDVAULT_CLIENT_ID; server errors become one line."""
+    """A client authenticated as CARDVAULT_CLIENT_ID, or else with the token stored by
+    ``cardvault login``; server errors become one line."""
+    client_id = os.environ.get("CARDVAULT_CLIENT_ID")
+    client_secret = os.environ.get("CARDVAULT_CLIENT_SECRET")
+    token = None if client_id and client_secret else stored_token(url or DEFAULT_URL)
     client = Client(
         url or DEFAULT_URL,
-        os.environ.get("CARDVAULT_CLIENT_ID"),
-        os.environ.get("CARDVAULT_CLIENT_SECRET"),
+        client_id,
+        client_secret,
         realm=os.environ.get("CARDVAULT_REALM", "cardvault"),
+        access_token=token,
     )
     try:
         yield client

@@ -59,13 +59,16 @@ class Client:
         realm: str = "cardvault",
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        access_token: str | None = None,
     ) -> None:
+        """``access_token``: a token obtained elsewhere (``cardvault login``), used as is
+        instead of client credentials."""
         self.url = url.rstrip("/")
         self.token_url = f"{self.url}/auth/realms/{realm}/protocol/openid-connect/token"
         self._credentials = (client_id, client_secret)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
-        self._token: str | None = None
-        self._refresh_at = 0.0
+        self._token: str | None = access_token
+        self._refresh_at = float("inf") if access_token else 0.0
         self._lock = threading.Lock()
 
     def __enter__(self) -> Client:
@@ -96,7 +99,8 @@ class Client:
             raise CardvaultError(
                 401,
                 "missing-credentials",
-                "set CARDVAULT_CLIENT_ID and CARDVAULT_CLIENT_SECRET (printed by `cardvault init`)",
+                "run `cardvault login`, or set CARDVAULT_CLIENT_ID and CARDVAULT_CLIENT_SECRET "
+                "(printed by `cardvault init`)",
             )
         response = self._send(
             "POST",

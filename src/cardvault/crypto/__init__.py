@@ -16,6 +16,8 @@ from cardvault.crypto.secrets import (
     SecretHasher,
     generate_client_id,
     generate_client_secret,
+    generate_token,
+    generate_user_code,
     random_id,
 )
 from cardvault.crypto.signing import KeyRing, SigningKeyMaterial, TokenInvalid, generate_signing_key
@@ -39,6 +41,8 @@ __all__ = [
     "generate_client_secret",
     "generate_password",
     "generate_signing_key",
+    "generate_token",
+    "generate_user_code",
     "hash_password",
     "luhn_check_digit",
     "luhn_valid",

@@ -48,6 +48,19 @@ def random_id(prefix: str, length: int = 20) -> str:
     return prefix + raw[:length].lower()
 
 
+def generate_token(nbytes: int = 32) -> str:
+    """An opaque random value for cookies, one-time links and device codes."""
+    return secrets.token_urlsafe(nbytes)
+
+
+USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # consonants only (RFC 8628 §6.1)
+
+
+def generate_user_code(length: int = 8) -> str:
+    """A short code a person types: consonants, no vowels, so no words form."""
+    return "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(length))
+
+
 def generate_client_id() -> str:
     return random_id("cv-", 20)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from cardvault.accounts.scopes import ALL_SCOPES
 from cardvault.oauth.client_auth import AUTH_METHODS
+from cardvault.oauth.device import DEVICE_GRANT
 
 
 def metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
@@ -16,7 +17,8 @@ def metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
         "jwks_uri": f"{base}/certs",
         "introspection_endpoint": f"{base}/token/introspect",
         "revocation_endpoint": f"{base}/revoke",
-        "grant_types_supported": ["client_credentials"],
+        "device_authorization_endpoint": f"{base}/auth/device",
+        "grant_types_supported": ["client_credentials", DEVICE_GRANT],
         "response_types_supported": ["token"],
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),

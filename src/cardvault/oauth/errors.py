@@ -85,3 +85,33 @@ class TooManyFailures(OAuthError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class InvalidGrant(OAuthError):
+    """RFC 6749 §5.2: the grant (here a device code) is invalid, used or not this client's."""
+
+    error = "invalid_grant"
+
+
+class AuthorizationPending(OAuthError):
+    """RFC 8628 §3.5: the person has not decided yet; poll again after the interval."""
+
+    error = "authorization_pending"
+
+
+class SlowDown(OAuthError):
+    """RFC 8628 §3.5: polled too fast; the interval grows by 5 seconds."""
+
+    error = "slow_down"
+
+
+class AccessDenied(OAuthError):
+    """RFC 8628 §3.5: the person denied the request."""
+
+    error = "access_denied"
+
+
+class ExpiredToken(OAuthError):
+    """RFC 8628 §3.5: the device code expired; start again."""
+
+    error = "expired_token"

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cardvault.oauth.client_auth import ClientAuthenticator
+from cardvault.oauth.device import DEVICE_GRANT, DeviceFlow
 from cardvault.oauth.discovery import metadata
 from cardvault.oauth.errors import InvalidRequest, OAuthError
 from cardvault.oauth.forms import parse_form
@@ -37,6 +38,7 @@ SUFFIXES = {
     "/protocol/openid-connect/token": ("POST", "token"),
     "/protocol/openid-connect/token/introspect": ("POST", "introspect"),
     "/protocol/openid-connect/revoke": ("POST", "revoke"),
+    "/protocol/openid-connect/auth/device": ("POST", "device"),
     "/protocol/openid-connect/certs": ("GET", "certs"),
     "/.well-known/openid-configuration": ("GET", "discovery"),
     "/.well-known/oauth-authorization-server": ("GET", "discovery"),
@@ -103,6 +105,17 @@ class OAuthService:
             settings.audience,
             settings.token_leeway,
         )
+        self.device_flow = DeviceFlow(
+            db=runtime.db,
+            hasher=runtime.hasher,
+            keyring=lambda: runtime.keyring,
+            audit=runtime.audit,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            verification_uri=f"{settings.url}/dashboard/device",
+            interval=settings.device_poll_interval,
+            token_lifespan=settings.access_token_lifespan_max,
+        )
         self.discovery_reply = reply(
             metadata(settings.issuer, [settings.signing_alg]),
             headers=[(b"cache-control", b"public, max-age=300")],
@@ -111,9 +124,12 @@ class OAuthService:
     async def token(self, call: Call) -> Reply:
         try:
             form = parse_form(call.content_type, call.body)
-            answer = self.token_endpoint.handle(
-                TokenRequest(form, call.authorization, call.source_ip)
-            )
+            if form.get("grant_type") == DEVICE_GRANT:
+                answer = await run_in_threadpool(self.device_flow.token, form, call.source_ip)
+            else:
+                answer = self.token_endpoint.handle(
+                    TokenRequest(form, call.authorization, call.source_ip)
+                )
         except OAuthError as error:
             return error_reply(error)
         return reply(answer, headers=NO_STORE)
@@ -135,6 +151,15 @@ class OAuthService:
         except OAuthError as error:
             return error_reply(error)
         return Reply(200, b"", NO_STORE)
+
+    async def device(self, call: Call) -> Reply:
+        """RFC 8628 §3.1: the device authorization endpoint."""
+        try:
+            form = parse_form(call.content_type, call.body)
+            answer = await run_in_threadpool(self.device_flow.authorize, form)
+        except OAuthError as error:
+            return error_reply(error)
+        return reply(answer, headers=NO_STORE)
 
     async def certs(self, _call: Call) -> Reply:
         jwks = self.runtime.keyring.jwks(utcnow())

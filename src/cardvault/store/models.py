@@ -309,71 +309,63 @@ class SimulatedCryptogram(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class BulkJob(Base):
-    """A bulk enrolment of network tokens from an uploaded CSV file.
+class DashboardSession(Base):
+    """A person's browser session; only a keyed hash of the cookie value is stored."""
 
-    ``state`` is ``receiving`` while the upload streams in (never shown), then
-    ``queued`` → ``running`` → ``completed`` | ``cancelled`` | ``failed``. Counters are
-    advanced in the same transaction that records each chunk's results.
-    """
+    __tablename__ = "dashboard_sessions"
 
-    __tablename__ = "bulk_jobs"
-    __table_args__ = (Index("ix_bulk_jobs_state_served", "state", "served_at"),)
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    vault_id: Mapped[str] = mapped_column(ForeignKey("vaults.id"), index=True)
+    id_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"), index=True)
     org_id: Mapped[str] = mapped_column(String(40))
-    client_id: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16))
-    total: Mapped[int] = mapped_column(Integer, default=0)
-    processed: Mapped[int] = mapped_column(Integer, default=0)
-    succeeded: Mapped[int] = mapped_column(Integer, default=0)
-    failed: Mapped[int] = mapped_column(Integer, default=0)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    source_ip: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    started_at: Mapped[dt.datetime | None]
-    finished_at: Mapped[dt.datetime | None]
-    # When a worker last took a chunk of this job: the least recently served goes next.
-    served_at: Mapped[dt.datetime | None]
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
 
 
-class BulkRow(Base):
-    """One input row of a bulk job and, once processed (``state`` set), its result.
+class Invitation(Base):
+    """A one-time link with which an invited person sets a password (hash stored only)."""
 
-    A ``pan`` value is kept only encrypted under the vault's data key (bound to the
-    job and row) and dropped when the row is processed or the job cancelled.
-    """
+    __tablename__ = "invitations"
 
-    __tablename__ = "bulk_rows"
-    # Workers look for a job's unprocessed rows (state IS NULL) in row order.
-    __table_args__ = (Index("ix_bulk_rows_job_state_row", "job_id", "state", "row"),)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
 
-    job_id: Mapped[str] = mapped_column(
-        ForeignKey("bulk_jobs.id", ondelete="CASCADE"), primary_key=True
-    )
-    row: Mapped[int] = mapped_column(Integer, primary_key=True)
-    pan_alias: Mapped[str | None] = mapped_column(String(40))
-    pan_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
-    exp_month: Mapped[int | None] = mapped_column(Integer)
-    exp_year: Mapped[int | None] = mapped_column(Integer)
-    holder_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    state: Mapped[str | None] = mapped_column(String(16))
-    network_token_last4: Mapped[str | None] = mapped_column(String(4))
-    expires_at: Mapped[str | None] = mapped_column(String(7))
-    payment_account_reference: Mapped[str | None] = mapped_column(String(29))
-    error_code: Mapped[str | None] = mapped_column(String(40))
-    error_detail: Mapped[str | None] = mapped_column(String(255))
+
+class DeviceAuthorization(Base):
+    """A pending device authorization (RFC 8628 §3.2); the device code is stored hashed."""
+
+    __tablename__ = "device_authorizations"
+
+    device_code_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    user_code: Mapped[str] = mapped_column(String(16), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id"))
+    org_id: Mapped[str | None] = mapped_column(String(40))
+    interval: Mapped[int] = mapped_column(Integer)
+    last_polled_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
 
 
 __all__ = [
     "AuditEvent",
     "Base",
-    "BulkJob",
-    "BulkRow",
     "Card",
     "Change",
+    "DashboardSession",
     "DataKey",
+    "DeviceAuthorization",
     "IdempotencyKey",
     "InstallationState",
+    "Invitation",
     "Member",
     "NetworkToken",
     "Organization",

@@ -19,6 +19,7 @@ from cardvault.api import bulk, cards, events, network_tokens, webhooks, whoami
 from cardvault.api.fast_path import FastPath
 from cardvault.bulk.errors import BulkError
 from cardvault.cards.errors import CardError
+from cardvault.dashboard import install as install_dashboard
 from cardvault.events.errors import UnknownEvent
 from cardvault.network_tokens.errors import TokenNotFound
 from cardvault.networks.provider import ProviderError
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     app.add_exception_handler(UnknownEvent, webhook_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    install_dashboard(app, settings)  # after the API's handlers: it refines them for pages
     # The OAuth routes and the hottest vault calls sit in front and skip FastAPI.
     hot = FastPath(app, lambda: app.state.runtime)
     front = OAuthRoutes(hot, settings.realm, lambda: app.state.oauth)

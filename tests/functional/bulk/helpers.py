@@ -11,7 +11,8 @@ import httpx
 from sqlalchemy import func, select
 
 from cardvault.store import create_database
-from cardvault.store.models import BulkJob, BulkRow, Card, NetworkToken, SimulatedToken
+from cardvault.store.bulk_models import BulkJob, BulkRow
+from cardvault.store.models import Card, NetworkToken, SimulatedToken
 from tests.factories import Factory
 from tests.functional.api.test_network_tokens import Api
 from tests.servers import Server

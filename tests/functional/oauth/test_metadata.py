@@ -38,7 +38,11 @@ def test_discovery_documents(server: Server, path: str) -> None:
     assert meta["jwks_uri"] == f"{base}/certs"
     assert meta["introspection_endpoint"] == f"{base}/token/introspect"
     assert meta["revocation_endpoint"] == f"{base}/revoke"
-    assert meta["grant_types_supported"] == ["client_credentials"]
+    assert meta["grant_types_supported"] == [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ]
+    assert meta["device_authorization_endpoint"] == f"{base}/auth/device"
     assert meta["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import cardvault.store.bulk_models
 import cardvault.store.event_models  # noqa: F401 (registers the event and webhook tables)
 from cardvault.store.models import Base
 

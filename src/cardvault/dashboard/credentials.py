@@ -1,0 +1,228 @@
+"""Service accounts in Organization Settings: create, rotate the secret, delete."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+from starlette.responses import Response
+
+from cardvault.accounts import service_accounts as sa
+from cardvault.accounts.errors import AccountsError, ValidationFailed
+from cardvault.accounts.scopes import CARD_SCOPES, MANAGEMENT_SCOPES
+from cardvault.accounts.services import (
+    create_service_account,
+    delete_service_account,
+    get_service_account,
+)
+from cardvault.audit import write_audit
+from cardvault.dashboard.sessions import SignedIn
+from cardvault.dashboard.web import (
+    field,
+    person_record,
+    redirect,
+    render,
+    require_write,
+    runtime_of,
+    signed_form,
+    viewer,
+)
+from cardvault.store.models import Vault
+from cardvault.store.types import utcnow
+
+router = APIRouter(prefix="/service-accounts")
+Viewer = Annotated[SignedIn, Depends(viewer)]
+SCOPE_HELP = {
+    "cards:write": "enroll and manage cards",
+    "cards:read": "read card details",
+    "network-tokens:write": "enroll and manage network tokens",
+    "network-tokens:read": "read network tokens",
+    "organization:admin": "every management scope below",
+}
+
+
+def _form_context(request: Request, signed: SignedIn) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    with runtime.db.sessions() as session:
+        vaults = session.execute(
+            select(Vault.id, Vault.name)
+            .where(Vault.org_id == signed.who.org_id)
+            .order_by(Vault.created_at)
+        ).all()
+    return {
+        "vaults": vaults,
+        "card_scopes": CARD_SCOPES,
+        "management_scopes": MANAGEMENT_SCOPES,
+        "scope_help": SCOPE_HELP,
+        "default_lifespan": runtime.settings.access_token_lifespan,
+    }
+
+
+@router.get("/new")
+def new_account(request: Request, signed: Viewer) -> Response:
+    require_write(signed)
+    values = {"scopes": ["cards:write", "network-tokens:write"], "name": "", "vault": ""}
+    return render(
+        request, "sa_new.html", signed=signed, values=values, **_form_context(request, signed)
+    )
+
+
+def _lifespan(text: str, default: int) -> int:
+    if not text:
+        return default
+    if not text.isdigit():
+        raise ValidationFailed("access_token_lifespan", "must be a whole number of seconds")
+    return int(text)
+
+
+@router.post("")
+async def create(request: Request) -> Response:
+    signed, form = await signed_form(request)
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    scopes, vault = form.get("scopes", []), field(form, "vault")
+    try:
+        with runtime.db.transaction() as session:
+            sa.check_cap(session, signed.who.org_id, settings.max_service_accounts_per_org)
+            account, secret = create_service_account(
+                session,
+                runtime.hasher,
+                org_id=signed.who.org_id,
+                name=field(form, "name"),
+                scopes=scopes,
+                vault_ids=[vault] if vault else [],
+                lifespan=_lifespan(field(form, "lifespan"), settings.access_token_lifespan),
+            )
+            write_audit(
+                session,
+                person_record(
+                    signed,
+                    request,
+                    "service_account.create",
+                    target_type="service_account",
+                    target_id=account.client_id,
+                    details={"scopes": account.scopes, "vault_ids": account.vault_ids},
+                ),
+            )
+            shown = {
+                "client_id": account.client_id,
+                "name": account.name,
+                "scopes": list(account.scopes),
+                "lifespan": account.access_token_lifespan,
+                "member": f"{account.client_id}@{settings.members_domain}",
+            }
+    except AccountsError as error:
+        values = {
+            "scopes": scopes,
+            "name": field(form, "name"),
+            "vault": vault,
+            "lifespan": field(form, "lifespan"),
+        }
+        return render(
+            request,
+            "sa_new.html",
+            status=400,
+            signed=signed,
+            values=values,
+            error=str(error),
+            **_form_context(request, signed),
+        )
+    return render(
+        request, "secret.html", signed=signed, account=shown, secret=secret.reveal(), created=True
+    )
+
+
+def _account_name(request: Request, signed: SignedIn, client_id: str) -> str:
+    runtime = runtime_of(request)
+    with runtime.db.sessions() as session:
+        return get_service_account(session, signed.who.org_id, client_id).name
+
+
+@router.get("/{client_id}/rotate")
+def confirm_rotate(client_id: str, request: Request, signed: Viewer) -> Response:
+    require_write(signed)
+    name = _account_name(request, signed, client_id)
+    return render(
+        request,
+        "confirm.html",
+        signed=signed,
+        title=f"Rotate the secret of {name} ({client_id})?",
+        message="A new secret is shown once. The current one keeps working for the grace "
+        "period you choose, so clients can switch over.",
+        action=f"/dashboard/service-accounts/{client_id}/rotate",
+        fields={},
+        grace=True,
+        button="Rotate secret",
+        danger=False,
+    )
+
+
+@router.post("/{client_id}/rotate")
+async def rotate(client_id: str, request: Request) -> Response:
+    signed, form = await signed_form(request)
+    runtime = runtime_of(request)
+    grace_text = field(form, "grace_period", "86400")
+    grace = dt.timedelta(seconds=int(grace_text) if grace_text.isdigit() else -1)
+    with runtime.db.transaction() as session:
+        account, secret = sa.rotate_secret(
+            session, runtime.hasher, signed.who.org_id, client_id, grace=grace, now=utcnow()
+        )
+        write_audit(
+            session,
+            person_record(
+                signed,
+                request,
+                "service_account.rotate_secret",
+                target_type="service_account",
+                target_id=client_id,
+                details={"grace_period": int(grace.total_seconds())},
+            ),
+        )
+        shown = {
+            "client_id": client_id,
+            "name": account.name,
+            "scopes": list(account.scopes),
+            "lifespan": account.access_token_lifespan,
+            "previous_until": account.previous_secret_expires_at,
+        }
+    return render(
+        request, "secret.html", signed=signed, account=shown, secret=secret.reveal(), created=False
+    )
+
+
+@router.get("/{client_id}/delete")
+def confirm_delete(client_id: str, request: Request, signed: Viewer) -> Response:
+    require_write(signed)
+    name = _account_name(request, signed, client_id)
+    return render(
+        request,
+        "confirm.html",
+        signed=signed,
+        title=f"Delete {name} ({client_id})?",
+        message="The token endpoint refuses it from now on and its issued tokens stop working.",
+        action=f"/dashboard/service-accounts/{client_id}/delete",
+        fields={},
+        button="Delete service account",
+        danger=True,
+    )
+
+
+@router.post("/{client_id}/delete")
+async def delete(client_id: str, request: Request) -> Response:
+    signed, _form = await signed_form(request)
+    runtime = runtime_of(request)
+    with runtime.db.transaction() as session:
+        delete_service_account(session, signed.who.org_id, client_id, utcnow())
+        write_audit(
+            session,
+            person_record(
+                signed,
+                request,
+                "service_account.delete",
+                target_type="service_account",
+                target_id=client_id,
+            ),
+        )
+    return redirect("/dashboard/settings#service-accounts")
