@@ -31,7 +31,10 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in the
+# test process while it is open, and tests elsewhere that call asyncio.run() on the
+# same xdist worker would fail. The browser tests run as one xdist group.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         pytest.fail(
@@ -41,7 +44,7 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(playwright: Playwright) -> Iterator[Browser]:
     # Playwright gives every launch a fresh, temporary user data directory.
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)

@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.browser.conftest import DESKTOP, PHONE, screenshot, sign_in, sign_in_admin
 from tests.servers import CARDVAULT, Server
+
+pytestmark = pytest.mark.xdist_group("browser")
 
 MAIN_PAGES = {
     "settings": "/dashboard/settings",

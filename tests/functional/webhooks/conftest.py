@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, Databases, _assert_no_secrets
+from tests.conftest import BACKENDS, Databases, assert_no_secrets
 from tests.factories import Factory
 from tests.functional.oauth.helpers import access_token
 from tests.servers import Server, free_port
@@ -130,7 +130,7 @@ def hook_server(
     ).start()
     yield srv
     srv.stop()
-    _assert_no_secrets(srv)
+    assert_no_secrets(srv)
 
 
 @pytest.fixture(scope="session")
