@@ -28,6 +28,7 @@ from cardvault.settings import Settings
 from cardvault.store import Database, create_database, upgrade
 from cardvault.store.group_commit import GroupCommit
 from cardvault.store.models import Base
+from cardvault.store.probe import ChangeProbe
 from cardvault.store.types import utcnow
 from cardvault.sync.changes import ChangeFeed, Freshness
 from cardvault.sync.revocations import RevocationState
@@ -186,17 +187,25 @@ class Runtime:
 
         settings = self.settings
         worker = BulkWorker(self.db, self.vault_keys, provider_for, settings.bulk_chunk_rows)
-        while True:
-            try:
-                busy = await asyncio.to_thread(worker.step)
-            except Exception:
-                log.exception("bulk enrolment step failed; will retry")
-                busy = False
-            await asyncio.sleep(settings.bulk_pause if busy else settings.bulk_poll_interval)
+        probe = ChangeProbe(self.db)  # no commit since an idle look: still nothing to do
+        busy = False
+        try:
+            while True:
+                try:
+                    if busy or probe.changed():
+                        busy = await asyncio.to_thread(worker.step)
+                except Exception:
+                    log.exception("bulk enrolment step failed; will retry")
+                    busy = False
+                await asyncio.sleep(settings.bulk_pause if busy else settings.bulk_poll_interval)
+        finally:
+            probe.close()
 
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.audit_flush_interval)
+            if not len(self.audit):
+                continue
             try:
                 await asyncio.to_thread(self.audit.flush)
             except Exception:

@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import ipaddress
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ import httpx
 from cardvault import __version__
 from cardvault.keys.vault_keys import VaultKeys
 from cardvault.store.db import Database
+from cardvault.store.probe import ChangeProbe
 from cardvault.store.types import utcnow
 from cardvault.webhooks.addresses import AddressPolicy, Target
 from cardvault.webhooks.deliveries import Job, Outcome, claim, fan_out, record
@@ -68,6 +70,11 @@ class DeliveryWorker:
         self._config = config
         self._busy: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Idle, the worker only looks for new commits; deliveries that fall due with
+        # time (retries, expired leases) are looked for at least this often.
+        self._probe = ChangeProbe(db)
+        self._claim_every = max(config.poll_interval, min(config.backoff_base, 1.0))
+        self._claimed_at = -math.inf
 
     async def run(self) -> None:
         limits = httpx.Limits(max_connections=self._config.concurrency)
@@ -82,15 +89,20 @@ class DeliveryWorker:
                         log.exception("webhook delivery round failed; will retry")
                     await asyncio.sleep(self._config.poll_interval)
             finally:
+                self._probe.close()
                 for task in self._tasks:
                     task.cancel()
 
     async def _tick(self, client: httpx.AsyncClient) -> None:
         config = self._config
-        await asyncio.to_thread(fan_out, self._db, config.horizon)
+        changed = self._probe.changed()
+        if changed:  # new events are commits
+            await asyncio.to_thread(fan_out, self._db, config.horizon)
         slots = config.concurrency - len(self._tasks)
-        if slots <= 0:
+        now = time.monotonic()
+        if slots <= 0 or (not changed and now - self._claimed_at < self._claim_every):
             return
+        self._claimed_at = now
         jobs = await asyncio.to_thread(
             claim,
             self._db,
