@@ -15,19 +15,16 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from cardvault.cards.services import reveal_pan
-from cardvault.crypto import random_id
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.events import emit_many, event_for_state
-from cardvault.network_tokens.services import ProviderFor, apply_status
+from cardvault.network_tokens.services import ProviderFor, new_token
 from cardvault.networks.batch import provision_many as provision_many_at
 from cardvault.networks.provider import (
     ProviderError,
     ProvisionRequest,
     TokenServiceProvider,
-    TokenStatus,
 )
 from cardvault.store.models import Base, Card, NetworkToken
-from cardvault.store.types import utcnow
 
 
 @dataclass(frozen=True)
@@ -40,24 +37,6 @@ class Provisioning:
 
 
 Provisioned = tuple[NetworkToken, bool] | ProviderError
-
-
-def _new_token(card: Card, status: TokenStatus, cipher: VaultCipher) -> NetworkToken:
-    now = utcnow()
-    token = NetworkToken(
-        id=random_id("ntk_"),
-        vault_id=card.vault_id,
-        org_id=card.org_id,
-        card_id=card.id,
-        pan_alias=card.pan_alias,
-        network=status.network,
-        provider_id=status.provider_id,
-        state=status.state,
-        created_at=now,
-        updated_at=now,
-    )
-    apply_status(token, status, cipher)
-    return token
 
 
 def _provision_group(
@@ -78,7 +57,7 @@ def _provision_group(
         if isinstance(outcome, ProviderError):
             results[index] = outcome
         else:
-            token = _new_token(item.card, outcome, cipher)
+            token = new_token(item.card, outcome, cipher)
             results[index] = (token, True)
             created.append(token)
     return created

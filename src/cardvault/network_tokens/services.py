@@ -65,6 +65,25 @@ def _apply(token: NetworkToken, status: TokenStatus, cipher: VaultCipher) -> Non
     token.updated_at = utcnow()
 
 
+def new_token(card: Card, status: TokenStatus, cipher: VaultCipher) -> NetworkToken:
+    """The platform's record of a token the network just provisioned (not yet stored)."""
+    now = utcnow()
+    token = NetworkToken(
+        id=random_id("ntk_"),
+        vault_id=card.vault_id,
+        org_id=card.org_id,
+        card_id=card.id,
+        pan_alias=card.pan_alias,
+        network=status.network,
+        provider_id=status.provider_id,
+        state=status.state,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply(token, status, cipher)
+    return token
+
+
 def provision(
     session: Session,
     provider: TokenServiceProvider,
@@ -83,20 +102,7 @@ def provision(
         session,
         ProvisionRequest(reveal_pan(card, cipher), exp_month, exp_year, cvc),
     )
-    now = utcnow()
-    token = NetworkToken(
-        id=random_id("ntk_"),
-        vault_id=card.vault_id,
-        org_id=card.org_id,
-        card_id=card.id,
-        pan_alias=card.pan_alias,
-        network=status.network,
-        provider_id=status.provider_id,
-        state=status.state,
-        created_at=now,
-        updated_at=now,
-    )
-    _apply(token, status, cipher)
+    token = new_token(card, status, cipher)
     session.add(token)
     session.flush()
     _announce(session, token, card, None)
@@ -330,6 +336,3 @@ def token_by_alias(session: Session, pan_alias: str) -> tuple[NetworkToken, Card
     if token is None or card is None:
         raise TokenNotFound(f"network token {pan_alias} not found")
     return token, card
-
-
-apply_status = _apply  # for the bulk form of provision (network_tokens/bulk.py)
