@@ -174,9 +174,12 @@ async def enroll(
 def _look_up(
     caller: VaultCaller, idem: IdempotentRequest | None, fingerprint: bytes
 ) -> tuple[Replay | None, Card | None]:
-    with caller.runtime.db.engine.connect() as conn:
-        replay = idem.replay(conn) if idem else None
-        return replay, cards.find_by_pan(conn, caller.vault_id, fingerprint)
+    db = caller.runtime.db
+    if idem is None:
+        return None, cards.find_by_pan(db, caller.vault_id, fingerprint)
+    with db.engine.connect() as conn:
+        replay = idem.replay(conn)
+    return replay, cards.find_by_pan(db, caller.vault_id, fingerprint)
 
 
 def _store(
@@ -229,11 +232,8 @@ async def get_card(card_id: str, caller: Reader) -> Response:
 async def read_card_json(caller: VaultCaller, key: str) -> bytes:
     """``GET /cards/{key}`` (and its fast path): the card's JSON; audited."""
 
-    def read() -> CardOut:
-        with caller.runtime.db.engine.connect() as conn:
-            return card_out(cards.read_card(conn, caller.vault_id, key))
-
-    card = await caller.runtime.run_db(read)
+    runtime = caller.runtime
+    card = card_out(await runtime.run_db(cards.read_card, runtime.db, caller.vault_id, key))
     caller.runtime.audit.add(_audit(caller, "card.read", card.id))
     return _json(card)
 

@@ -203,11 +203,8 @@ async def get_token(pan_alias: str, caller: Reader) -> Response:
 async def read_token_json(caller: VaultCaller, key: str) -> bytes:
     """``GET /network-tokens/{key}`` (and its fast path): the token's JSON; audited."""
 
-    def read() -> Any:
-        with caller.runtime.db.engine.connect() as conn:
-            return tokens.read_token(conn, caller.vault_id, key)
-
-    row = await caller.runtime.run_db(read)
+    runtime = caller.runtime
+    row = await runtime.run_db(tokens.read_token, runtime.db, caller.vault_id, key)
     card = SimpleNamespace(
         last4=row.card_last4,
         bin=row.card_bin,

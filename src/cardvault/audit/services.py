@@ -19,7 +19,8 @@ from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from cardvault.store.db import Database
-from cardvault.store.models import AuditEvent, Base, ServiceAccount
+from cardvault.store.direct import Direct
+from cardvault.store.models import Base, ServiceAccount
 from cardvault.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class AuditRecord:
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(AuditRecord))
+_INSERT = Direct(insert(Base.metadata.tables["audit_events"]))
 
 
 def _row(record: AuditRecord) -> dict[str, Any]:
@@ -64,7 +66,7 @@ def _last_uses(batch: list[AuditRecord]) -> dict[str, dt.datetime]:
 def write_audit(session: Session | Connection, record: AuditRecord) -> None:
     """Append ``record`` inside the caller's transaction (ORM session or Core)."""
     conn = session.connection() if isinstance(session, Session) else session
-    conn.execute(insert(Base.metadata.tables["audit_events"]), [_row(record)])
+    _INSERT.execute(conn, [_row(record)])
 
 
 class AuditBuffer:
@@ -94,7 +96,7 @@ class AuditBuffer:
             return 0
         try:
             with self._db.write_connection() as conn:
-                conn.execute(insert(AuditEvent), [_row(r) for r in batch])
+                _INSERT.execute(conn, [_row(r) for r in batch])
                 used = _last_uses(batch)
                 if used:
                     conn.execute(

@@ -16,6 +16,8 @@ from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.events import emit
 from cardvault.networks import brand_of
+from cardvault.store.db import Database
+from cardvault.store.direct import Direct
 from cardvault.store.models import Base, Card, NetworkToken
 from cardvault.store.paging import Cursor, newest_first
 from cardvault.store.types import utcnow
@@ -46,28 +48,31 @@ def normalize_expiry(month: int, year: int, today: dt.date) -> Expiry:
     return Expiry(month, year)
 
 
-# Hot reads are prebuilt Core statements: no ORM identity map, no statement building.
+# Hot statements: prebuilt Core, run on the driver (see store/direct.py).
 _CARD_COLUMNS_SELECT = select(*Card.__table__.columns)
-CARD_BY_FINGERPRINT = _CARD_COLUMNS_SELECT.where(
-    Card.vault_id == bindparam("vault_id"), Card.fingerprint == bindparam("fingerprint")
+CARD_BY_FINGERPRINT = Direct(
+    _CARD_COLUMNS_SELECT.where(
+        Card.vault_id == bindparam("vault_id"), Card.fingerprint == bindparam("fingerprint")
+    )
 )
-CARD_BY_KEY = _CARD_COLUMNS_SELECT.where(
-    Card.vault_id == bindparam("vault_id"),
-    or_(Card.id == bindparam("key"), Card.pan_alias == bindparam("key")),
+CARD_BY_KEY = Direct(
+    _CARD_COLUMNS_SELECT.where(
+        Card.vault_id == bindparam("vault_id"),
+        or_(Card.id == bindparam("key"), Card.pan_alias == bindparam("key")),
+    )
 )
+INSERT_CARD = Direct(insert(Base.metadata.tables["cards"]))
 
 
-def find_by_pan(conn: Connection, vault_id: str, fingerprint: bytes) -> Card | None:
+def find_by_pan(db: Database, vault_id: str, fingerprint: bytes) -> Card | None:
     """The vault's card with this PAN fingerprint, as a detached object, or None."""
-    row = conn.execute(
-        CARD_BY_FINGERPRINT, {"vault_id": vault_id, "fingerprint": fingerprint}
-    ).first()
-    return None if row is None else Card(**row._mapping)
+    row = CARD_BY_FINGERPRINT.first(db, {"vault_id": vault_id, "fingerprint": fingerprint})
+    return None if row is None else Card(**row._asdict())
 
 
-def read_card(conn: Connection, vault_id: str, key: str) -> Any:
+def read_card(db: Database, vault_id: str, key: str) -> Any:
     """A row of the vault's card by id or pan_alias (for reading only)."""
-    row = conn.execute(CARD_BY_KEY, {"vault_id": vault_id, "key": key}).first()
+    row = CARD_BY_KEY.first(db, {"vault_id": vault_id, "key": key})
     if row is None:
         raise CardNotFound(f"card {key} not found")
     return row
@@ -111,15 +116,14 @@ _CARD_COLUMNS = tuple(c.key for c in Card.__table__.columns)
 def insert_card(conn: Connection, card: Card) -> None:
     """Store a card made by :func:`new_card` (one INSERT; a PAN already in the vault
     raises ``IntegrityError`` through the unique fingerprint)."""
-    row = {name: getattr(card, name) for name in _CARD_COLUMNS}
-    conn.execute(insert(Base.metadata.tables["cards"]), [row])
+    INSERT_CARD.execute(conn, [{name: getattr(card, name) for name in _CARD_COLUMNS}])
 
 
 def insert_cards(conn: Connection, cards: Sequence[Card]) -> None:
     """Store several cards made by :func:`new_card` with one multi-row INSERT."""
     if cards:
         rows = [{name: getattr(card, name) for name in _CARD_COLUMNS} for card in cards]
-        conn.execute(insert(Base.metadata.tables["cards"]), rows)
+        INSERT_CARD.execute(conn, rows)
 
 
 def extend_expiry(conn: Connection, card: Card, expiry: Expiry) -> bool:

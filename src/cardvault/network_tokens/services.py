@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from cardvault.cards.services import reveal_pan
@@ -28,6 +28,7 @@ from cardvault.networks.provider import (
     TokenStatus,
 )
 from cardvault.store.db import Database
+from cardvault.store.direct import Direct
 from cardvault.store.models import Card, NetworkToken
 from cardvault.store.paging import Cursor, newest_first
 from cardvault.store.types import utcnow
@@ -139,21 +140,25 @@ _TOKEN_AND_CARD = (
     .limit(1)
 )
 # Two statements rather than one OR, so each uses its own index (pan_alias, primary key).
-TOKEN_BY_ALIAS = _TOKEN_AND_CARD.where(
-    NetworkToken.pan_alias == bindparam("key"), NetworkToken.vault_id == bindparam("vault_id")
+TOKEN_BY_ALIAS = Direct(
+    _TOKEN_AND_CARD.where(
+        NetworkToken.pan_alias == bindparam("key"), NetworkToken.vault_id == bindparam("vault_id")
+    )
 )
-TOKEN_BY_ID = _TOKEN_AND_CARD.where(
-    NetworkToken.id == bindparam("key"), NetworkToken.vault_id == bindparam("vault_id")
+TOKEN_BY_ID = Direct(
+    _TOKEN_AND_CARD.where(
+        NetworkToken.id == bindparam("key"), NetworkToken.vault_id == bindparam("vault_id")
+    )
 )
 
 
-def read_token(conn: Connection, vault_id: str, key: str) -> Any:
+def read_token(db: Database, vault_id: str, key: str) -> Any:
     """A row of the vault's token (as :func:`get_token` finds it) with its card's
     ``card_*`` columns, for reading only."""
     params = {"vault_id": vault_id, "key": key}
-    row = conn.execute(TOKEN_BY_ALIAS, params).first()
+    row = TOKEN_BY_ALIAS.first(db, params)
     if row is None:
-        row = conn.execute(TOKEN_BY_ID, params).first()
+        row = TOKEN_BY_ID.first(db, params)
     if row is None:
         raise TokenNotFound(f"network token {key} not found")
     return row

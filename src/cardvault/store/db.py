@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,19 +30,19 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
-        self._writes = sessionmaker(
-            engine.execution_options(cardvault_write=True), expire_on_commit=False
-        )
+        self._write_engine = engine.execution_options(cardvault_write=True)
+        self._writes = sessionmaker(self._write_engine, expire_on_commit=False)
         self._write_lock: threading.Lock | None = (
             threading.Lock() if engine.dialect.name == "sqlite" else None
         )
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._path = engine.url.database if engine.dialect.name == "sqlite" else None
         # Writers of different processes queue on a lock file: the kernel wakes the next
         # one as soon as the lock is free, where SQLite's busy handler sleeps and polls.
         self._lock_file: IO[bytes] | None = None
-        path = engine.url.database if engine.dialect.name == "sqlite" else None
-        if path and path != ":memory:":
-            self._lock_file = open(f"{path}.writelock", "ab")  # noqa: SIM115 (held open)
+        if self._path and self._path != ":memory:":
+            self._lock_file = open(f"{self._path}.writelock", "ab")  # noqa: SIM115 (held open)
 
     @property
     def dialect(self) -> str:
@@ -76,9 +77,21 @@ class Database:
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """A Core connection in a write transaction (same rules as ``transaction``)."""
-        engine = self.engine.execution_options(cardvault_write=True)
-        with self._writing(), engine.begin() as conn:
+        with self._writing(), self._write_engine.begin() as conn:
             yield conn
+
+    def direct_reader(self) -> sqlite3.Connection | None:
+        """This thread's read-only driver connection to a SQLite file (None on other
+        databases), for :class:`cardvault.store.direct.Direct` reads."""
+        reader: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if reader is None and self._path and self._path != ":memory:":
+            reader = sqlite3.connect(
+                self._path, timeout=10, isolation_level=None, check_same_thread=False
+            )
+            reader.execute("PRAGMA query_only=ON")
+            self._local.reader = reader
+            self._readers.append(reader)
+        return reader
 
     def ping(self) -> bool:
         try:
@@ -90,6 +103,10 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        for reader in self._readers:
+            reader.close()
+        self._readers.clear()
+        self._local = threading.local()  # no thread keeps a closed reader
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
@@ -109,7 +126,8 @@ def _sqlite_begin(conn: Connection) -> None:
     """Writes take the write lock up front; reads run without an explicit transaction
     (WAL gives every statement a consistent snapshot; a read needs no lock)."""
     if conn.get_execution_options().get("cardvault_write", False):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # On the driver: an SQLAlchemy execution here costs more than the BEGIN.
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
 
 
 def create_database(url: str) -> Database:

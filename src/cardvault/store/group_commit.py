@@ -79,8 +79,16 @@ class GroupCommit:
 
 
 def _in_savepoint(conn: Connection, fn: Write) -> tuple[Any, BaseException | None]:
+    # Plain SQL on the driver: SQLAlchemy's nested-transaction objects cost more than
+    # the savepoint itself, and nothing here needs them.
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute("SAVEPOINT one_write")
     try:
-        with conn.begin_nested():
-            return fn(conn), None
+        value = fn(conn)
     except Exception as error:
+        driver.execute("ROLLBACK TO one_write")
+        driver.execute("RELEASE one_write")
         return None, error
+    driver.execute("RELEASE one_write")
+    return value, None

@@ -1,0 +1,113 @@
+"""Direct statements read and write exactly what SQLAlchemy reads and writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from cardvault.store import Database, create_database
+from cardvault.store.direct import Direct
+from cardvault.store.migrate import upgrade
+from cardvault.store.models import Base
+from tests.conftest import BACKENDS, Databases
+
+AUDIT = Base.metadata.tables["audit_events"]
+ORGS = Base.metadata.tables["organizations"]
+BY_ACTION = select(AUDIT).where(AUDIT.c.action == bindparam("action")).order_by(AUDIT.c.id)
+WHEN = dt.datetime(2026, 11, 29, 7, 5, 3, 120_000, tzinfo=dt.UTC)
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, databases: Databases) -> Iterator[Database]:
+    url = databases.url(request.param)
+    upgrade(url)
+    database = create_database(url)
+    yield database
+    database.dispose()
+
+
+def _record(action: str, details: object, **fields: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "occurred_at": WHEN,
+        "actor_type": "service_account",
+        "actor_id": "svc_1",
+        "action": action,
+        "outcome": "success",
+        "reason": None,
+        "org_id": None,
+        "vault_id": "vlt_1",
+        "target_type": "card",
+        "target_id": "card_1",
+        "source_ip": "127.0.0.1",
+        "details": details,
+    }
+    return {**row, **fields}
+
+
+def test_rows_written_directly_read_back_like_sqlalchemy_rows(db: Database) -> None:
+    rows = [
+        _record("direct.write", {"rows": [1, 200], "ok": True}),
+        _record("direct.write", None, occurred_at=WHEN + dt.timedelta(microseconds=1)),
+    ]
+    with db.write_connection() as conn:
+        Direct(insert(AUDIT)).execute(conn, rows)
+    with db.engine.connect() as conn:
+        expected = [tuple(r) for r in conn.execute(BY_ACTION, {"action": "direct.write"})]
+
+    found = Direct(BY_ACTION).all(db, {"action": "direct.write"})
+
+    assert [tuple(r) for r in found] == expected
+    assert found[0].details == {"rows": [1, 200], "ok": True}
+    assert found[0].occurred_at == WHEN and found[0].occurred_at.tzinfo is not None
+    assert found[1].details is None and found[1].reason is None
+
+
+def test_rows_written_by_sqlalchemy_read_directly_are_the_same(db: Database) -> None:
+    with db.write_connection() as conn:
+        conn.execute(insert(AUDIT), [_record("orm.write", {"a": "b"})])
+        expected = conn.execute(BY_ACTION, {"action": "orm.write"}).one()
+
+    row = Direct(BY_ACTION).first(db, {"action": "orm.write"})
+
+    assert tuple(row) == tuple(expected)
+    assert row._asdict() == dict(expected._mapping)
+    assert Direct(BY_ACTION).first(db, {"action": "never.written"}) is None
+
+
+def test_a_duplicate_key_is_sqlalchemys_integrity_error_without_the_values(db: Database) -> None:
+    add_org = Direct(insert(ORGS))
+    org = {"id": "org_1", "name": "holder 4242424242424242", "created_at": WHEN}
+    with db.write_connection() as conn:
+        add_org.execute(conn, [org])
+
+    with pytest.raises(IntegrityError) as raised, db.write_connection() as conn:
+        add_org.execute(conn, [org])
+
+    assert "4242424242424242" not in str(raised.value)
+    with db.engine.connect() as conn:
+        assert conn.execute(select(ORGS.c.id)).scalars().all() == [org["id"]]
+
+
+def test_a_failed_write_leaves_nothing_of_its_transaction(db: Database) -> None:
+    add_org = Direct(insert(ORGS))
+    with pytest.raises(IntegrityError), db.write_connection() as conn:
+        add_org.execute(conn, [{"id": "org_a", "name": "a", "created_at": WHEN}])
+        add_org.execute(conn, [{"id": "org_a", "name": "again", "created_at": WHEN}])
+    with db.engine.connect() as conn:
+        assert conn.execute(select(ORGS.c.id)).scalars().all() == []
+
+
+def test_an_insert_must_give_the_columns_sqlalchemy_would_default(databases: Databases) -> None:
+    url = databases.url("sqlite")  # only SQLite runs statements on the driver
+    upgrade(url)
+    db = create_database(url)
+    cards = Base.metadata.tables["cards"]  # created_at has a Python-side default
+    try:
+        with pytest.raises(ValueError, match="created_at"), db.write_connection() as conn:
+            Direct(insert(cards)).execute(conn, [{"id": "card_1"}])
+    finally:
+        db.dispose()
