@@ -20,11 +20,26 @@ IIN_RANGES: tuple[tuple[int, int, str], ...] = (
 )
 
 
-def brand_of(digits: str) -> str:
-    """The brand whose range matches the longest prefix of ``digits``, else ``unknown``."""
-    best, best_length = "unknown", 0
+def _prefix_table() -> dict[str, str]:
+    """Every prefix the ranges cover, mapped to its brand (a longer range wins)."""
+    table: dict[str, tuple[int, str]] = {}
     for low, high, brand in IIN_RANGES:
         length = len(str(low))
-        if length > best_length and len(digits) >= length and low <= int(digits[:length]) <= high:
-            best, best_length = brand, length
-    return best
+        for prefix in range(low, high + 1):
+            key = str(prefix)
+            if key not in table or table[key][0] < length:
+                table[key] = (length, brand)
+    return {prefix: brand for prefix, (_length, brand) in table.items()}
+
+
+_PREFIXES = _prefix_table()
+_LENGTHS = sorted({len(p) for p in _PREFIXES}, reverse=True)
+
+
+def brand_of(digits: str) -> str:
+    """The brand whose range matches the longest prefix of ``digits``, else ``unknown``."""
+    for length in _LENGTHS:
+        brand = _PREFIXES.get(digits[:length]) if len(digits) >= length else None
+        if brand is not None:
+            return brand
+    return "unknown"
