@@ -48,6 +48,32 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def lock_writes(self, *, blocking: bool = True) -> bool:
+        """Take this process's write lock and the lock file (SQLite; a no-op elsewhere).
+        Without ``blocking``, returns False at once if another writer holds either.
+        The holder must call :meth:`unlock_writes`; any thread may."""
+        if self._write_lock is None:
+            return True
+        if not self._write_lock.acquire(blocking):
+            return False
+        if self._lock_file is not None:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                self._write_lock.release()
+                return False
+            except BaseException:
+                self._write_lock.release()
+                raise
+        return True
+
+    def unlock_writes(self) -> None:
+        if self._write_lock is None:
+            return
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._write_lock.release()
+
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """The process's write lock on SQLite; a nested write in one thread is a bug
@@ -57,16 +83,20 @@ class Database:
             return
         if getattr(self._local, "writing", False):
             raise StoreError("nested write transaction in one thread")
-        with self._write_lock:
-            self._local.writing = True
-            if self._lock_file is not None:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-            try:
+        self.lock_writes()
+        try:
+            with self._flagged():
                 yield
-            finally:
-                if self._lock_file is not None:
-                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-                self._local.writing = False
+        finally:
+            self.unlock_writes()
+
+    @contextmanager
+    def _flagged(self) -> Iterator[None]:
+        self._local.writing = True
+        try:
+            yield
+        finally:
+            self._local.writing = False
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -78,6 +108,15 @@ class Database:
     def write_connection(self) -> Iterator[Connection]:
         """A Core connection in a write transaction (same rules as ``transaction``)."""
         with self._writing(), self._write_engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def locked_write_connection(self) -> Iterator[Connection]:
+        """:meth:`write_connection` for a caller that already holds the write lock
+        (:meth:`lock_writes`), such as an event loop that waited for it in a thread."""
+        if getattr(self._local, "writing", False):
+            raise StoreError("nested write transaction in one thread")
+        with self._flagged(), self._write_engine.begin() as conn:
             yield conn
 
     def direct_reader(self) -> sqlite3.Connection | None:

@@ -8,12 +8,17 @@ all of them in one transaction, each in its own savepoint, so one request's erro
 (a unique-key race, say) rolls back only its own statements. If the commit itself
 fails, every request of the batch gets the error and nothing of the batch is kept.
 
+The event loop never blocks on the write lock: when another writer (the other
+worker processes, this one's audit flush) holds it, the loop waits for it in a thread
+and goes on serving requests, whose writes join the batch.
+
 On PostgreSQL writers do not block each other: each write runs alone in a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,7 +37,7 @@ class GroupCommit:
         self._db = db
         self._max_batch = max_batch
         self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
-        self._scheduled = False
+        self._draining: asyncio.Task[None] | None = None
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction (shared with others) and return its result."""
@@ -41,27 +46,54 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.append((fn, future))
-        if not self._scheduled:
-            # After the requests already waiting on the loop have queued their writes.
-            self._scheduled = True
-            loop.call_soon(self._flush)
+        if self._draining is None:
+            self._draining = loop.create_task(self._drain(), name="group-commit")
         return await future
 
     def _alone(self, fn: Callable[[Connection], T]) -> T:
         with self._db.write_connection() as conn:
             return fn(conn)
 
-    def _flush(self) -> None:
-        self._scheduled = False
-        while self._queue:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
-            self._commit(batch)
+    async def _drain(self) -> None:
+        """Commit what is queued, a batch per turn of the write lock."""
+        try:
+            await asyncio.sleep(0)  # requests already on the loop queue their writes first
+            while self._queue:
+                await self._lock()
+                try:
+                    batch = self._queue[: self._max_batch]
+                    del self._queue[: self._max_batch]
+                    self._commit(batch)
+                finally:
+                    self._db.unlock_writes()
+        except asyncio.CancelledError:  # shutting down
+            self._fail_queued(None)
+            raise
+        except Exception as error:  # the lock could not be taken (the lock file failed)
+            self._fail_queued(error)
+        finally:
+            self._draining = None
+
+    def _fail_queued(self, error: Exception | None) -> None:
+        for _fn, future in self._queue:
+            if not future.done():
+                future.cancel() if error is None else future.set_exception(error)
+        self._queue.clear()
+
+    async def _lock(self) -> None:
+        if self._db.lock_writes(blocking=False):
+            return
+        waiter = _LockWaiter(self._db)
+        try:
+            await asyncio.shield(asyncio.to_thread(waiter.take))
+        except asyncio.CancelledError:
+            waiter.abandon()
+            raise
 
     def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
-            with self._db.write_connection() as conn:
+            with self._db.locked_write_connection() as conn:
                 for fn, future in batch:
                     outcomes.append((future, *_in_savepoint(conn, fn)))
         except Exception as failed:  # the commit (or the lock) failed: nothing was kept
@@ -76,6 +108,32 @@ class GroupCommit:
                 future.set_result(value)
             else:
                 future.set_exception(error)
+
+
+class _LockWaiter:
+    """Waits for the write lock in a thread on behalf of the event loop. If the loop
+    stops waiting (shutdown), whichever of the two comes second gives the lock back:
+    the thread, or the loop, so it is never left held."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._mutex = threading.Lock()
+        self._abandoned = False
+        self._taken = False
+
+    def take(self) -> None:
+        self._db.lock_writes()
+        with self._mutex:
+            if self._abandoned:
+                self._db.unlock_writes()
+            else:
+                self._taken = True
+
+    def abandon(self) -> None:
+        with self._mutex:
+            self._abandoned = True
+            if self._taken:
+                self._db.unlock_writes()
 
 
 def _in_savepoint(conn: Connection, fn: Write) -> tuple[Any, BaseException | None]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -85,3 +87,65 @@ def test_a_failed_commit_fails_every_write_of_the_batch(databases: Databases) ->
         assert _names(db) == set()
     finally:
         db.dispose()
+
+
+@pytest.fixture
+def sqlite_db(databases: Databases) -> Iterator[Database]:
+    url = databases.url("sqlite")
+    upgrade(url)
+    database = create_database(url)
+    yield database
+    database.dispose()
+
+
+def test_the_loop_keeps_serving_while_another_writer_holds_the_lock(sqlite_db: Database) -> None:
+    """Another process (here: a thread) holds the write lock: the write waits for it
+    without freezing the event loop, and writes queued meanwhile join its batch."""
+    db = sqlite_db
+    commits: list[int] = []
+    event.listen(db.engine, "commit", lambda _conn: commits.append(1))
+    assert db.lock_writes()
+    holder = threading.Timer(0.3, db.unlock_writes)
+
+    async def scenario() -> tuple[list[object], int]:
+        writes = GroupCommit(db)
+        first = asyncio.ensure_future(writes.write(_add("org_first")))  # type: ignore[arg-type]
+        ticks = 0
+        holder.start()
+        while not first.done():  # the loop runs while the write waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+            if ticks == 5:
+                later = [asyncio.ensure_future(writes.write(_add(f"org_{n}"))) for n in range(3)]  # type: ignore[arg-type]
+        return [await first, *[await w for w in later]], ticks
+
+    outcomes, ticks = asyncio.run(scenario())
+    holder.join()
+    assert outcomes == ["org_first", "org_0", "org_1", "org_2"]
+    assert ticks >= 20  # about 0.3 s of 10 ms ticks
+    assert len(commits) == 1  # the writes queued while waiting shared the transaction
+    assert db.lock_writes(blocking=False)  # and the lock was given back
+    db.unlock_writes()
+
+
+def test_a_loop_stopped_while_waiting_for_the_lock_gives_it_back(sqlite_db: Database) -> None:
+    db = sqlite_db
+    assert db.lock_writes()
+    holder = threading.Timer(0.3, db.unlock_writes)
+
+    async def scenario() -> None:
+        writes = GroupCommit(db)
+        pending = asyncio.ensure_future(writes.write(_add("org_never")))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        assert not pending.done()  # the write is waiting for the lock in a thread
+        holder.start()
+        # returning ends asyncio.run, which cancels the waiting write
+
+    asyncio.run(scenario())
+    holder.join()
+    deadline = time.monotonic() + 5
+    while not db.lock_writes(blocking=False):  # the waiting thread took it, then gave it back
+        assert time.monotonic() < deadline, "the write lock was never given back"
+        time.sleep(0.01)
+    db.unlock_writes()
+    assert _names(db) == set()
