@@ -46,6 +46,8 @@ WORKERS = (1, 2)
 TOKEN_CONNECTIONS = (16, 64)
 RESOURCE_WORKERS = 2
 RESOURCE_CONNECTIONS = 64
+VAULT_CONNECTIONS = (16, 64)  # a moderate load and saturation
+NT_READ = "GET /network-tokens/{pan_alias}"
 WRK_THREADS = 2
 WARMUP_SECONDS = 2
 DEFAULT_DURATION = 10
@@ -55,6 +57,9 @@ GOAL_WORKERS = 2
 GOAL_CONNECTIONS = 64
 GOAL_RPS = 6000.0
 GOAL_P99_MS = 30.0
+# The vault's goals (issue 4): 2 workers, SQLite; throughput at saturation (64 connections).
+VAULT_GOALS = ((NT_READ, 5000.0), ("POST /cards", 1500.0))
+VAULT_P99_MS = 50.0
 
 ERROR_FIELDS = ("errors_status", "errors_connect", "errors_read", "errors_write", "errors_timeout")
 
@@ -439,6 +444,22 @@ def vault_account(ctx: Context, server: Server) -> dict[str, str]:
     return {"client_id": body["client_id"], "client_secret": body["client_secret"]}
 
 
+def measure(
+    ctx: Context,
+    server: Server,
+    endpoint: str,
+    path: str,
+    script: Path,
+    connections: int,
+    token: str,
+) -> Result:
+    say(f"  {endpoint} workers={server.workers} c={connections} ({ctx.duration} s)")
+    line, fields = run_wrk(
+        server.url + path, script, connections, ctx.duration, {"CV_BEARER": token}
+    )
+    return Result(endpoint, server.workers, connections, fields, line)
+
+
 def measure_cards(ctx: Context, server: Server) -> list[Result]:
     """POST /cards (new random PANs) and GET /cards/{id}."""
     token = fetch_token(server.url, vault_account(ctx, server))
@@ -453,19 +474,15 @@ def measure_cards(ctx: Context, server: Server) -> list[Result]:
     )
     if card.status_code not in (200, 201):
         raise BenchError(f"card check failed: {card.status_code} {card.text[:300]}")
-    results = []
-    say(f"  POST /cards workers={server.workers} c={RESOURCE_CONNECTIONS} ({ctx.duration} s)")
-    line, fields = run_wrk(
-        server.url + "/cards", CARDS_LUA, RESOURCE_CONNECTIONS, ctx.duration, {"CV_BEARER": token}
-    )
-    results.append(Result("POST /cards", server.workers, RESOURCE_CONNECTIONS, fields, line))
     path = f"/cards/{card.json()['id']}"
     check_get(server.url + path, headers, "pan_alias")
-    say(f"  GET /cards/{{id}} workers={server.workers} c={RESOURCE_CONNECTIONS}")
-    line, fields = run_wrk(
-        server.url + path, BEARER_LUA, RESOURCE_CONNECTIONS, ctx.duration, {"CV_BEARER": token}
-    )
-    results.append(Result("GET /cards/{id}", server.workers, RESOURCE_CONNECTIONS, fields, line))
+    results = []
+    for connections in VAULT_CONNECTIONS:
+        results.append(measure(ctx, server, "POST /cards", "/cards", CARDS_LUA, connections, token))
+    for connections in VAULT_CONNECTIONS:
+        results.append(
+            measure(ctx, server, "GET /cards/{id}", path, BEARER_LUA, connections, token)
+        )
     results.extend(measure_network_tokens(ctx, server, token, card.json()["pan_alias"]))
     return results
 
@@ -484,29 +501,21 @@ def measure_network_tokens(
     )
     if provisioned.status_code not in (200, 201) or provisioned.json()["state"] != "ACTIVE":
         raise BenchError(f"token check failed: {provisioned.status_code} {provisioned.text[:300]}")
-    results = []
-    say(f"  POST /network-tokens workers={server.workers} c={RESOURCE_CONNECTIONS}")
-    line, fields = run_wrk(
-        server.url + "/network-tokens",
-        CARDS_LUA,
-        RESOURCE_CONNECTIONS,
-        ctx.duration,
-        {"CV_BEARER": token},
-    )
-    results.append(
-        Result("POST /network-tokens", server.workers, RESOURCE_CONNECTIONS, fields, line)
-    )
     path = f"/network-tokens/{pan_alias}"
     check_get(server.url + path, headers, "network_token_last4")
-    say(f"  GET /network-tokens/{{pan_alias}} workers={server.workers} c={RESOURCE_CONNECTIONS}")
-    line, fields = run_wrk(
-        server.url + path, BEARER_LUA, RESOURCE_CONNECTIONS, ctx.duration, {"CV_BEARER": token}
-    )
-    results.append(
-        Result(
-            "GET /network-tokens/{pan_alias}", server.workers, RESOURCE_CONNECTIONS, fields, line
+    results = [
+        measure(
+            ctx,
+            server,
+            "POST /network-tokens",
+            "/network-tokens",
+            CARDS_LUA,
+            max(VAULT_CONNECTIONS),
+            token,
         )
-    )
+    ]
+    for connections in VAULT_CONNECTIONS:
+        results.append(measure(ctx, server, NT_READ, path, BEARER_LUA, connections, token))
     return results
 
 
@@ -543,7 +552,21 @@ def results_table(results: list[Result]) -> list[str]:
     return lines
 
 
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def find(results: list[Result], endpoint: str, connections: int) -> Result | None:
+    return next(
+        (r for r in results if (r.endpoint, r.connections) == (endpoint, connections)), None
+    )
+
+
 def goal_lines(results: list[Result]) -> list[str]:
+    return ["## Goals", "", *token_goals(results), "", *vault_goals(results)]
+
+
+def token_goals(results: list[Result]) -> list[str]:
     row = next(
         (
             r
@@ -552,14 +575,9 @@ def goal_lines(results: list[Result]) -> list[str]:
         ),
         None,
     )
-    title = f"token endpoint, {GOAL_WORKERS} workers, {GOAL_CONNECTIONS} connections:"
-    head = ["## Goals", "", title, ""]
+    head = [f"token endpoint, {GOAL_WORKERS} workers, {GOAL_CONNECTIONS} connections:", ""]
     if row is None:
         return [*head, "- not measured: MISS"]
-
-    def verdict(ok: bool) -> str:
-        return "PASS" if ok else "MISS"
-
     rps, p99 = row.fields["rps"], row.fields["p99_ms"]
     return [
         *head,
@@ -567,6 +585,30 @@ def goal_lines(results: list[Result]) -> list[str]:
         f"- p99 < {GOAL_P99_MS:.0f} ms: {p99:.2f} ms → {verdict(p99 < GOAL_P99_MS)}",
         f"- 0 errors: {row.errors} → {verdict(row.errors == 0)}",
     ]
+
+
+def vault_goals(results: list[Result]) -> list[str]:
+    """Throughput at saturation; p99 at a moderate load and at saturation."""
+    lines = [f"vault, {RESOURCE_WORKERS} workers, SQLite:", ""]
+    for endpoint, goal in VAULT_GOALS:
+        row = find(results, endpoint, max(VAULT_CONNECTIONS))
+        if row is None:
+            lines.append(f"- {endpoint}: not measured: MISS")
+            continue
+        rps = row.fields["rps"]
+        lines.append(
+            f"- {endpoint} ≥ {goal:,.0f} req/s ({row.connections} connections): "
+            f"{rps:,.0f} → {verdict(rps >= goal and row.errors == 0)}"
+        )
+        for connections in VAULT_CONNECTIONS:
+            at = find(results, endpoint, connections)
+            if at is not None:
+                p99 = at.fields["p99_ms"]
+                lines.append(
+                    f"- {endpoint} p99 < {VAULT_P99_MS:.0f} ms ({connections} connections, "
+                    f"{at.fields['rps']:,.0f} req/s): {p99:.2f} ms → {verdict(p99 < VAULT_P99_MS)}"
+                )
+    return lines
 
 
 def log_findings(data_dir: Path, limit: int = 10) -> list[str]:

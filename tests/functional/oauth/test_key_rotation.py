@@ -12,7 +12,7 @@ from tests.functional.oauth.helpers import access_token, eventually, unverified,
 from tests.servers import Server
 
 LIFESPAN = 10  # seconds; retired keys stay published for this long (+ leeway)
-DELAY = 2
+DELAY = 5  # long enough to see the new key published but unused, even on a loaded machine
 
 
 def _kids(server: Server) -> list[str]:
