@@ -3,7 +3,6 @@
 from cardvault.events.models import EVENT_TYPES, EventName
 from cardvault.events.services import (
     emit,
-    emit_many,
     event_for_state,
     event_row,
     list_events,
@@ -14,7 +13,6 @@ __all__ = [
     "EVENT_TYPES",
     "EventName",
     "emit",
-    "emit_many",
     "event_for_state",
     "event_row",
     "list_events",

@@ -38,12 +38,6 @@ def emit(db: Session | Connection, name: EventName, card: Any, token: Any = None
     return str(row["id"])
 
 
-def emit_many(db: Session | Connection, events: Sequence[tuple[EventName, Any, Any]]) -> None:
-    """:func:`emit` for many ``(name, card, token)`` at once: one multi-row INSERT,
-    in order (bulk enrolment)."""
-    store_events(db, [event_row(name, card, token) for name, card, token in events])
-
-
 def store_events(db: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Write events made by :func:`event_row` (one multi-row INSERT, in order)."""
     if rows:
