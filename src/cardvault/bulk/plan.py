@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.cards import services as cards
@@ -32,6 +32,13 @@ FAILED_ROW = "FAILED"
 NO_CARD = "no card with this pan_alias in the vault"
 
 _CARDS = Base.metadata.tables["cards"]
+_IN_VAULT = _CARDS.c.vault_id == bindparam("b_vault")
+_CARDS_BY_ALIAS = select(_CARDS).where(
+    _IN_VAULT, _CARDS.c.pan_alias.in_(bindparam("b_aliases", expanding=True))
+)
+_CARDS_BY_PRINT = select(_CARDS).where(
+    _IN_VAULT, _CARDS.c.fingerprint.in_(bindparam("b_prints", expanding=True))
+)
 
 
 @dataclass(frozen=True)
@@ -75,16 +82,14 @@ def read_snapshot(
     """The snapshot of these unprocessed rows (one query per kind of key)."""
     by_alias: dict[str, Any] = {}
     by_print: dict[bytes, Any] = {}
-    aliases = {r.pan_alias for r in rows if r.pan_alias}
+    aliases = sorted({r.pan_alias for r in rows if r.pan_alias})
     if aliases:
-        query = select(_CARDS).where(_CARDS.c.vault_id == vault_id, _CARDS.c.pan_alias.in_(aliases))
-        by_alias = {card.pan_alias: card for card in conn.execute(query)}
+        found = conn.execute(_CARDS_BY_ALIAS, {"b_vault": vault_id, "b_aliases": aliases})
+        by_alias = {card.pan_alias: card for card in found}
     if prints:
-        wanted = set(prints.values())
-        query = select(_CARDS).where(
-            _CARDS.c.vault_id == vault_id, _CARDS.c.fingerprint.in_(wanted)
-        )
-        by_print = {card.fingerprint: card for card in conn.execute(query)}
+        wanted = sorted(set(prints.values()))
+        found = conn.execute(_CARDS_BY_PRINT, {"b_vault": vault_id, "b_prints": wanted})
+        by_print = {card.fingerprint: card for card in found}
     ids = sorted({c.id for c in by_alias.values()} | {c.id for c in by_print.values()})
     live = live_tokens(conn, ids)
     return Snapshot(tuple(r.row for r in rows), by_alias, by_print, live)

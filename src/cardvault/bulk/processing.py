@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.bulk.claims import Claim, lock_active_job
@@ -36,6 +36,39 @@ from cardvault.store.types import utcnow
 
 _ROWS = Base.metadata.tables["bulk_rows"]
 _JOBS = Base.metadata.tables["bulk_jobs"]
+# Prebuilt statements: building one costs more than running it. A claim's rows are
+# read by the span they lie in; rows of other claims in it are left out afterwards.
+_IN_SPAN = (
+    _ROWS.c.job_id == bindparam("b_job"),
+    _ROWS.c.row.between(bindparam("b_first"), bindparam("b_last")),
+    _ROWS.c.state.is_(None),
+)
+_TO_PREPARE = (
+    select(
+        _ROWS.c.row,
+        _ROWS.c.pan_alias,
+        _ROWS.c.pan_encrypted,
+        _ROWS.c.exp_month,
+        _ROWS.c.exp_year,
+        _ROWS.c.holder_info,
+        _ROWS.c.error_code,
+        _ROWS.c.error_detail,
+    )
+    .where(*_IN_SPAN)
+    .order_by(_ROWS.c.row)
+)
+_STILL_UNPROCESSED = select(_ROWS.c.row, _ROWS.c.pan_alias).where(*_IN_SPAN).order_by(_ROWS.c.row)
+_ADVANCE = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("b_job"))
+    .values(
+        processed=bindparam("b_processed"),
+        succeeded=bindparam("b_succeeded"),
+        failed=bindparam("b_failed"),
+        state=bindparam("b_state"),
+        finished_at=bindparam("b_finished"),
+    )
+)
 _RECORD_RESULT = (
     update(_ROWS)
     .where(_ROWS.c.job_id == bindparam("b_job"), _ROWS.c.row == bindparam("b_row"))
@@ -74,21 +107,16 @@ class Prepared:
     plan: Plan
 
 
-def _unprocessed(conn: Connection, claim: Claim, *columns: Any) -> Sequence[Any]:
-    return conn.execute(
-        select(*columns)
-        .where(
-            _ROWS.c.job_id == claim.job_id,
-            _ROWS.c.row.in_(claim.rows),
-            _ROWS.c.state.is_(None),
-        )
-        .order_by(_ROWS.c.row)
-    ).all()
+def _unprocessed(conn: Connection, claim: Claim, query: Select[Any]) -> list[Any]:
+    """The claim's rows that are still unprocessed, in row order."""
+    span = {"b_job": claim.job_id, "b_first": claim.rows[0], "b_last": claim.rows[-1]}
+    claimed = set(claim.rows)
+    return [row for row in conn.execute(query, span) if row.row in claimed]
 
 
 def _reveal(keys: JobKeys, row: Any) -> Pan:
     plain = keys.cipher.decrypt(
-        row.pan_encrypted, record_id=pan_record(row.job_id, row.row), field=PAN_FIELD
+        row.pan_encrypted, record_id=pan_record(keys.job_id, row.row), field=PAN_FIELD
     )
     return Pan(plain.decode())
 
@@ -98,7 +126,7 @@ def prepare_chunk(
 ) -> Prepared:
     """Read and plan the claim's unprocessed rows; writes nothing."""
     conn = session.connection()
-    rows = _unprocessed(conn, claim, _ROWS)
+    rows = _unprocessed(conn, claim, _TO_PREPARE)
     pans = {r.row: _reveal(keys, r) for r in rows if r.pan_encrypted and not r.error_code}
     prints = {number: keys.fingerprinter.digest(pan) for number, pan in pans.items()}
     snapshot = read_snapshot(conn, keys.vault_id, rows, prints)
@@ -155,14 +183,16 @@ def _record(conn: Connection, job: Any, outcomes: Sequence[Outcome]) -> None:
     conn.execute(_RECORD_RESULT, params)
     good = sum(1 for o in outcomes if o.code is None)
     processed = job.processed + len(outcomes)
-    values: dict[str, Any] = {
-        "processed": processed,
-        "succeeded": job.succeeded + good,
-        "failed": job.failed + len(outcomes) - good,
+    done = processed >= job.total
+    counters = {
+        "b_job": job.id,
+        "b_processed": processed,
+        "b_succeeded": job.succeeded + good,
+        "b_failed": job.failed + len(outcomes) - good,
+        "b_state": COMPLETED if done else job.state,
+        "b_finished": utcnow() if done else job.finished_at,
     }
-    if processed >= job.total:
-        values.update(state=COMPLETED, finished_at=utcnow())
-    conn.execute(update(_JOBS).where(_JOBS.c.id == job.id).values(**values))
+    conn.execute(_ADVANCE, counters)
 
 
 def write_chunk(
@@ -174,7 +204,7 @@ def write_chunk(
     job = lock_active_job(conn, prepared.claim.job_id)
     if job is None:  # cancelled meanwhile
         return None
-    pending = {r.row for r in _unprocessed(conn, prepared.claim, _ROWS.c.row)}
+    pending = {r.row for r in _unprocessed(conn, prepared.claim, _STILL_UNPROCESSED)}
     rows = [r for r in prepared.rows if r.row in pending]
     prints = {n: p for n, p in prepared.prints.items() if n in pending}
     plan = prepared.plan
@@ -198,7 +228,7 @@ def fail_rows(session: Session, claim: Claim) -> None:
     job = lock_active_job(conn, claim.job_id)
     if job is None:
         return
-    rows = _unprocessed(conn, claim, _ROWS.c.row, _ROWS.c.pan_alias)
+    rows = _unprocessed(conn, claim, _STILL_UNPROCESSED)
     outcomes = [
         Outcome(r.row, r.pan_alias, code="internal-error", detail="the row could not be processed")
         for r in rows

@@ -37,6 +37,13 @@ CANDIDATES = 8  # active jobs considered per step, least recently served first
 STALE_UPLOAD = dt.timedelta(hours=1)  # an upload still receiving after this has died
 CLEANUP_EVERY = 600.0  # seconds
 
+_CANDIDATES = (
+    select(BulkJob.id)
+    .where(BulkJob.state.in_(ACTIVE_STATES))
+    .order_by(BulkJob.served_at.asc().nulls_first(), BulkJob.created_at)
+    .limit(CANDIDATES)
+)
+
 
 class BulkWorker:
     def __init__(
@@ -56,12 +63,7 @@ class BulkWorker:
 
     def _candidates(self) -> Sequence[str]:
         with self.db.engine.connect() as conn:
-            return conn.scalars(
-                select(BulkJob.id)
-                .where(BulkJob.state.in_(ACTIVE_STATES))
-                .order_by(BulkJob.served_at.asc().nulls_first(), BulkJob.created_at)
-                .limit(CANDIDATES)
-            ).all()
+            return conn.scalars(_CANDIDATES).all()
 
     def _keys(self, claim: Claim) -> JobKeys:
         """Keys are loaded (and cached) outside any transaction of the chunk: loading

@@ -23,6 +23,7 @@ _STATE_EVENTS: dict[str, EventName] = {
     "FAILED": "network_token.provisioning_failed",
 }
 _EVENTS = Base.metadata.tables["events"]
+_INSERT = insert(_EVENTS)
 
 
 def event_for_state(state: str) -> EventName | None:
@@ -34,14 +35,14 @@ def emit(db: Session | Connection, name: EventName, card: Any, token: Any = None
     """Write one event about ``card`` (and its ``token``) in the session's transaction,
     so the event commits or rolls back with the change; one INSERT. Returns its id."""
     row = event_row(name, card, token)
-    db.execute(insert(_EVENTS), [row])
+    db.execute(_INSERT, [row])
     return str(row["id"])
 
 
 def store_events(db: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Write events made by :func:`event_row` (one multi-row INSERT, in order)."""
     if rows:
-        db.execute(insert(_EVENTS), rows)
+        db.execute(_INSERT, rows)
 
 
 def event_row(name: EventName, card: Any, token: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from cardvault.cards.services import reveal_pan
@@ -32,6 +32,10 @@ from cardvault.networks.provider import ProviderError, ProvisionRequest, TokenSe
 from cardvault.store.models import Base
 
 _TOKENS = Base.metadata.tables["network_tokens"]
+_INSERT_TOKENS = insert(_TOKENS)
+_LIVE_TOKENS = select(_TOKENS).where(
+    _TOKENS.c.live_card_id.in_(bindparam("b_cards", expanding=True))
+)
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,8 @@ def live_tokens(conn: Connection | Session, card_ids: Sequence[str]) -> dict[str
     """The live token row of each of these cards that has one, by card id."""
     if not card_ids:
         return {}
-    query = select(*_TOKENS.columns).where(_TOKENS.c.live_card_id.in_(card_ids))
-    return {row.live_card_id: row for row in conn.execute(query)}
+    found = conn.execute(_LIVE_TOKENS, {"b_cards": list(card_ids)})
+    return {row.live_card_id: row for row in found}
 
 
 def _settle(plan: TokenPlan, index: int, outcome: network_batch.Outcome) -> None:
@@ -140,8 +144,8 @@ def store_tokens(session: Session, plan: TokenPlan) -> list[Provisioned]:
             if plan.results[index] is None:
                 _settle(plan, index, outcome)
     if plan.tokens:
-        session.execute(insert(_TOKENS), plan.tokens)
-    store_events(session, plan.events)
+        session.connection().execute(_INSERT_TOKENS, plan.tokens)
+    store_events(session.connection(), plan.events)
     results: list[Provisioned] = []
     for index, item in enumerate(plan.items):
         result = plan.results[index]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from cardvault.networks.provider import (
@@ -27,11 +27,16 @@ from cardvault.networks.provider import (
     TokenStatus,
 )
 from cardvault.networks.simulator import NetworkSimulator
-from cardvault.store.models import Base, SimulatedToken
+from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 
 Outcome = TokenStatus | ProviderError
 _SIMULATED = Base.metadata.tables["simulated_tokens"]
+_INSERT = insert(_SIMULATED)
+_TAKEN = select(_SIMULATED.c.token_number).where(
+    _SIMULATED.c.network == bindparam("b_network"),
+    _SIMULATED.c.token_number.in_(bindparam("b_numbers", expanding=True)),
+)
 
 
 @dataclass
@@ -55,14 +60,8 @@ def _number_tokens(
     for _request, row in rows:
         row["token_number"] = simulator.profile.random_token_number()
     numbers = [row["token_number"] for _request, row in rows]
-    taken = set(
-        session.scalars(
-            select(SimulatedToken.token_number).where(
-                SimulatedToken.network == simulator.network,
-                SimulatedToken.token_number.in_(numbers),
-            )
-        )
-    )
+    params = {"b_network": simulator.network, "b_numbers": numbers}
+    taken: set[str] = set(session.connection().scalars(_TAKEN, params))
     seen: set[str] = set()
     for request, row in rows:
         clash = row["token_number"] in taken or row["token_number"] in seen
@@ -102,7 +101,7 @@ def store(session: Session, batch: Batch) -> list[Outcome]:
     """Store a prepared batch in the caller's transaction and ask the network for the
     answers still missing; each request's token status or refusal, in request order."""
     if batch.rows:
-        session.execute(insert(_SIMULATED), batch.rows)
+        session.connection().execute(_INSERT, batch.rows)
     outcomes: list[Outcome] = []
     for request, known in zip(batch.requests, batch.outcomes, strict=True):
         if known is not None:
