@@ -102,19 +102,21 @@ class Plan:
 
     snapshot: Snapshot
     rows: Sequence[Any]
-    results: list[Outcome | Provisioning] = field(default_factory=list)
-    new_cards: list[Card] = field(default_factory=list)
-    extensions: list[tuple[bytes, cards.Expiry]] = field(default_factory=list)
-    tokens: TokenPlan | None = None
+    results: list[Outcome | Provisioning]
+    new_cards: list[Card]  # to insert
+    extensions: list[tuple[bytes, cards.Expiry]]  # existing cards' expiries moved forward
+    tokens: TokenPlan
 
 
+@dataclass
 class _Cards:
     """The chunk's cards: each existing card one object, each new PAN one new card."""
 
-    def __init__(self, keys: JobKeys, snapshot: Snapshot, plan: Plan) -> None:
-        self.keys, self.snapshot, self.plan = keys, snapshot, plan
-        self.objects: dict[str, Card] = {}
-        self.new: dict[bytes, Card] = {}
+    keys: JobKeys
+    snapshot: Snapshot
+    objects: dict[str, Card] = field(default_factory=dict)  # by id
+    new: dict[bytes, Card] = field(default_factory=dict)  # by fingerprint, in row order
+    extensions: list[tuple[bytes, cards.Expiry]] = field(default_factory=list)
 
     def _existing(self, row: Any) -> Card:
         card = self.objects.get(row.id)
@@ -144,11 +146,10 @@ class _Cards:
                 fingerprint=fingerprint,
             )
             self.new[fingerprint] = card
-            self.plan.new_cards.append(card)
         elif (expiry.year, expiry.month) > (card.exp_year, card.exp_month):
             card.exp_month, card.exp_year = expiry.month, expiry.year  # as the write will
             if found is not None:
-                self.plan.extensions.append((fingerprint, expiry))
+                self.extensions.append((fingerprint, expiry))
         return card
 
 
@@ -185,9 +186,8 @@ def make_plan(
     the database only to choose token numbers."""
     pending = set(snapshot.pending)
     rows = [r for r in rows if r.row in pending]
-    plan = Plan(snapshot, rows)
-    found, today = _Cards(keys, snapshot, plan), dt.date.today()
-    plan.results = [_row_result(found, r, pans.get(r.row), prints.get(r.row), today) for r in rows]
-    items = [p for p in plan.results if isinstance(p, Provisioning)]
-    plan.tokens = plan_tokens(session, provider_for, items, keys.cipher, snapshot.live)
-    return plan
+    found, today = _Cards(keys, snapshot), dt.date.today()
+    results = [_row_result(found, r, pans.get(r.row), prints.get(r.row), today) for r in rows]
+    items = [p for p in results if isinstance(p, Provisioning)]
+    tokens = plan_tokens(session, provider_for, items, keys.cipher, snapshot.live)
+    return Plan(snapshot, rows, results, list(found.new.values()), found.extensions, tokens)

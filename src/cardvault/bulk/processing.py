@@ -156,7 +156,6 @@ def _store(session: Session, plan: Plan) -> list[Outcome]:
         card = moved.get(fingerprint) or Card(**plan.snapshot.by_print[fingerprint]._mapping)
         cards.extend_expiry(conn, card, expiry)
         moved[fingerprint] = card
-    assert plan.tokens is not None
     provisioned = iter(store_tokens(session, plan.tokens))
     return [
         result if isinstance(result, Outcome) else _outcome(row, result.card, next(provisioned))
