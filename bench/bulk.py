@@ -5,6 +5,7 @@ test cards (``pan`` column: each row enrols the card and provisions its token),
 uploads it to a fresh SQLite installation served by two workers, and while the job
 runs measures ``GET /network-tokens/{pan_alias}`` with wrk. Peak memory is each
 server process's VmHWM (the kernel's high-water mark of its resident set).
+BENCH_BULK_CHUNK_ROWS sets the server's bulk_chunk_rows (default: the server's own).
 Writes bench/results/bulk.md.
 """
 
@@ -53,11 +54,22 @@ GOAL_RSS_MB = 300.0
 GOAL_P99_MS = 100.0
 
 
-def bulk_rows() -> int:
-    raw = os.environ.get("BENCH_BULK_ROWS", "100000")
+def _whole_number(name: str, default: str) -> int:
+    raw = os.environ.get(name, default)
     if not raw.isdigit() or int(raw) < 1:
-        raise BenchError(f"BENCH_BULK_ROWS must be a positive whole number, not {raw!r}")
+        raise BenchError(f"{name} must be a positive whole number, not {raw!r}")
     return int(raw)
+
+
+def bulk_rows() -> int:
+    return _whole_number("BENCH_BULK_ROWS", "100000")
+
+
+def chunk_rows() -> int | None:
+    """BENCH_BULK_CHUNK_ROWS: the server's bulk_chunk_rows (unset: its default)."""
+    if "BENCH_BULK_CHUNK_ROWS" not in os.environ:
+        return None
+    return _whole_number("BENCH_BULK_CHUNK_ROWS", "")
 
 
 def write_file(path: Path, rows: int) -> None:
@@ -107,7 +119,7 @@ def probe_during(url: str, token: str, seconds: int, out: dict[str, Any]) -> Non
         out["error"] = str(error)
 
 
-def measure(ctx: Context, rows: int, file: Path) -> list[str]:
+def measure(ctx: Context, rows: int, file: Path, chunk: str) -> list[str]:
     with running_server(ctx.cardvault, ctx.env, WORKERS, ctx.data_dir) as server:
         account = vault_account(ctx, server)
         token = fetch_token(server.url, account)
@@ -142,7 +154,7 @@ def measure(ctx: Context, rows: int, file: Path) -> list[str]:
         total = time.monotonic() - started
         prober.join()
         peaks = peak_rss_mb(server.process.pid) if server.process else []
-    return report_lines(rows, job, uploaded, total, probe_out, peaks)
+    return report_lines(rows, chunk, job, uploaded, total, probe_out, peaks)
 
 
 def _seconds(job: dict[str, Any]) -> float:
@@ -153,6 +165,7 @@ def _seconds(job: dict[str, Any]) -> float:
 
 def report_lines(
     rows: int,
+    chunk: str,
     job: dict[str, Any],
     uploaded: float,
     total: float,
@@ -168,7 +181,7 @@ def report_lines(
         return "PASS" if ok else "MISS"
 
     return [
-        f"## Bulk enrolment: {rows:,} `pan` rows, {WORKERS} workers, SQLite",
+        f"## Bulk enrolment: {rows:,} `pan` rows, {WORKERS} workers, SQLite, chunks of {chunk}",
         "",
         f"- job: {job['state']}, succeeded {job['succeeded']:,}, failed {job['failed']:,}",
         f"- upload (stream + store rows, until 202): {uploaded:.1f} s",
@@ -194,13 +207,16 @@ def main() -> int:
         rows = bulk_rows()
         cardvault = cardvault_binary()
         env = server_env(data_dir)
+        chunk = chunk_rows()
+        if chunk is not None:
+            env["CARDVAULT_BULK_CHUNK_ROWS"] = str(chunk)
         say(f"initializing a fresh installation in {data_dir}")
         init = init_installation(cardvault, env)
         ctx = Context(cardvault, env, data_dir, init["cli_credentials"], 0, TokenLedger(), init)
         file = data_dir / "cards.csv"
         say(f"  generating {rows:,} rows")
         write_file(file, rows)
-        lines = measure(ctx, rows, file)
+        lines = measure(ctx, rows, file, str(chunk or "the default"))
         file.unlink()
     except BenchError as error:
         lines = [f"- ABORTED: {error}"]

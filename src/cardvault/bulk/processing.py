@@ -1,39 +1,74 @@
-"""Chunk processing: a few hundred rows of one job per write transaction.
+"""Processing a claimed chunk: prepared outside the write lock, written inside it.
 
-Each chunk is one transaction that enrols the rows (through the same services as
-``POST /cards`` and ``POST /network-tokens``), records their results and advances
-the job's counters. A crash at any moment rolls the whole chunk back, so after a
-restart its rows are simply processed again: none lost, none enrolled twice. Rows
-already holding a result are never read again.
+:func:`prepare_chunk` reads the claimed rows that are still unprocessed, decrypts
+their PANs and makes the chunk's plan (:mod:`cardvault.bulk.plan`): cards, tokens,
+events. It holds no lock, so workers prepare their chunks at the same time.
+
+:func:`write_chunk` then, in one write transaction, checks that the job is still
+active, reads the plan's snapshot again (which of the rows are still unprocessed,
+their cards and those cards' live tokens) and, if anything changed since (a
+``POST /cards`` or ``POST /network-tokens`` for the same card, another worker that
+took the rows over), makes the plan again there. It stores the plan, records the
+rows' results and advances the job's counters. Only rows still unprocessed are
+recorded, so no row is done twice, whatever happened to the claim; a crash rolls back
+the whole write, so after a restart the rows are simply processed again.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from cardvault.bulk.jobs import ACTIVE_STATES, COMPLETED, PAN_FIELD, RUNNING, pan_record
+from cardvault.bulk.claims import Claim, lock_active_job
+from cardvault.bulk.jobs import COMPLETED, PAN_FIELD, pan_record
+from cardvault.bulk.plan import JobKeys, Outcome, Plan, make_plan, read_snapshot
 from cardvault.cards import services as cards
-from cardvault.cards.errors import CardError, CardNotFound
-from cardvault.crypto.envelope import Fingerprinter, VaultCipher
 from cardvault.crypto.pan import Pan
-from cardvault.network_tokens.bulk import Provisioned, Provisioning, provision_many
-from cardvault.networks.provider import ProviderError, TokenServiceProvider
-from cardvault.store.bulk_models import BulkJob
+from cardvault.network_tokens.bulk import Provisioned, store_tokens
+from cardvault.network_tokens.services import ProviderFor
+from cardvault.networks.provider import ProviderError
 from cardvault.store.models import Base, Card
 from cardvault.store.types import utcnow
 
-ProviderFor = Callable[[str], TokenServiceProvider]
-FAILED_ROW = "FAILED"
-NO_CARD = "no card with this pan_alias in the vault"
-
 _ROWS = Base.metadata.tables["bulk_rows"]
-_CARDS = select(*Base.metadata.tables["cards"].columns)
+_JOBS = Base.metadata.tables["bulk_jobs"]
+# Prebuilt statements: building one costs more than running it. A claim's rows are
+# read by the span they lie in; rows of other claims in it are left out afterwards.
+_IN_SPAN = (
+    _ROWS.c.job_id == bindparam("b_job"),
+    _ROWS.c.row.between(bindparam("b_first"), bindparam("b_last")),
+    _ROWS.c.state.is_(None),
+)
+_TO_PREPARE = (
+    select(
+        _ROWS.c.row,
+        _ROWS.c.pan_alias,
+        _ROWS.c.pan_encrypted,
+        _ROWS.c.exp_month,
+        _ROWS.c.exp_year,
+        _ROWS.c.holder_info,
+        _ROWS.c.error_code,
+        _ROWS.c.error_detail,
+    )
+    .where(*_IN_SPAN)
+    .order_by(_ROWS.c.row)
+)
+_STILL_UNPROCESSED = select(_ROWS.c.row, _ROWS.c.pan_alias).where(*_IN_SPAN).order_by(_ROWS.c.row)
+_ADVANCE = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("b_job"))
+    .values(
+        processed=bindparam("b_processed"),
+        succeeded=bindparam("b_succeeded"),
+        failed=bindparam("b_failed"),
+        state=bindparam("b_state"),
+        finished_at=bindparam("b_finished"),
+    )
+)
 _RECORD_RESULT = (
     update(_ROWS)
     .where(_ROWS.c.job_id == bindparam("b_job"), _ROWS.c.row == bindparam("b_row"))
@@ -46,44 +81,9 @@ _RECORD_RESULT = (
         payment_account_reference=bindparam("b_par"),
         error_code=bindparam("b_code"),
         error_detail=bindparam("b_detail"),
+        claimed_until=None,
     )
 )
-
-
-@dataclass(frozen=True)
-class JobKeys:
-    """What a chunk of one job needs, loaded before its write transaction."""
-
-    job_id: str
-    vault_id: str
-    org_id: str
-    cipher: VaultCipher
-    fingerprinter: Fingerprinter
-
-
-@dataclass
-class Outcome:
-    row: int
-    pan_alias: str | None
-    state: str = FAILED_ROW
-    last4: str | None = None
-    expires_at: str | None = None
-    par: str | None = None
-    code: str | None = None
-    detail: str | None = None
-
-    def params(self, job_id: str) -> dict[str, Any]:
-        return {
-            "b_job": job_id,
-            "b_row": self.row,
-            "b_alias": self.pan_alias,
-            "b_state": self.state,
-            "b_last4": self.last4,
-            "b_expires": self.expires_at,
-            "b_par": self.par,
-            "b_code": self.code,
-            "b_detail": None if self.detail is None else self.detail[:255],
-        }
 
 
 @dataclass
@@ -96,113 +96,45 @@ class ChunkResult:
     last_row: int | None = None
 
 
-@dataclass
-class _Cards:
-    """The chunk's cards, found with one query per kind of key and kept as enrolled."""
+@dataclass(frozen=True)
+class Prepared:
+    """A claimed chunk, read and planned outside the write lock."""
 
-    by_alias: dict[str, Card] = field(default_factory=dict)
-    by_fingerprint: dict[bytes, Card] = field(default_factory=dict)
-    new: list[Card] = field(default_factory=list)  # to insert, all at once
-    prints: dict[int, bytes] = field(default_factory=dict)  # row → PAN fingerprint
-
-
-def lock_job(session: Session, job_ids: Sequence[str]) -> BulkJob | None:
-    """The least recently served of these jobs that is still active and that no other
-    worker holds (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite has one writer)."""
-    return session.scalars(
-        select(BulkJob)
-        .where(BulkJob.id.in_(job_ids), BulkJob.state.in_(ACTIVE_STATES))
-        .order_by(BulkJob.served_at.asc().nulls_first(), BulkJob.created_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    ).first()
+    claim: Claim
+    rows: Sequence[Any]
+    pans: dict[int, Pan]  # row → its PAN (``pan`` rows)
+    prints: dict[int, bytes]  # row → the PAN's fingerprint
+    plan: Plan
 
 
-def _pending_rows(session: Session, job_id: str, limit: int) -> Sequence[Any]:
-    return session.execute(
-        select(_ROWS)
-        .where(_ROWS.c.job_id == job_id, _ROWS.c.state.is_(None))
-        .order_by(_ROWS.c.row)
-        .limit(limit)
-    ).all()
+def _unprocessed(conn: Connection, claim: Claim, query: Select[Any]) -> list[Any]:
+    """The claim's rows that are still unprocessed, in row order."""
+    span = {"b_job": claim.job_id, "b_first": claim.rows[0], "b_last": claim.rows[-1]}
+    claimed = set(claim.rows)
+    return [row for row in conn.execute(query, span) if row.row in claimed]
 
 
 def _reveal(keys: JobKeys, row: Any) -> Pan:
     plain = keys.cipher.decrypt(
-        row.pan_encrypted, record_id=pan_record(row.job_id, row.row), field=PAN_FIELD
+        row.pan_encrypted, record_id=pan_record(keys.job_id, row.row), field=PAN_FIELD
     )
     return Pan(plain.decode())
 
 
-def _load_cards(
-    session: Session, keys: JobKeys, rows: Sequence[Any], pans: dict[int, Pan]
-) -> _Cards:
-    found = _Cards()
+def prepare_chunk(
+    session: Session, keys: JobKeys, provider_for: ProviderFor, claim: Claim
+) -> Prepared:
+    """Read and plan the claim's unprocessed rows; writes nothing."""
     conn = session.connection()
-    aliases = {r.pan_alias for r in rows if r.pan_alias}
-    if aliases:
-        query = _CARDS.where(Card.vault_id == keys.vault_id, Card.pan_alias.in_(aliases))
-        found.by_alias = {c.pan_alias: Card(**c._mapping) for c in conn.execute(query)}
-    found.prints = {number: keys.fingerprinter.digest(pan) for number, pan in pans.items()}
-    prints = set(found.prints.values())
-    if prints:
-        query = _CARDS.where(Card.vault_id == keys.vault_id, Card.fingerprint.in_(prints))
-        found.by_fingerprint = {c.fingerprint: Card(**c._mapping) for c in conn.execute(query)}
-    return found
+    rows = _unprocessed(conn, claim, _TO_PREPARE)
+    pans = {r.row: _reveal(keys, r) for r in rows if r.pan_encrypted and not r.error_code}
+    prints = {number: keys.fingerprinter.digest(pan) for number, pan in pans.items()}
+    snapshot = read_snapshot(conn, keys.vault_id, rows, prints)
+    plan = make_plan(session, keys, provider_for, rows, pans, prints, snapshot)
+    return Prepared(claim, rows, pans, prints, plan)
 
 
-def _enrol(
-    session: Session, keys: JobKeys, found: _Cards, row: Any, pan: Pan, expiry: cards.Expiry
-) -> Card:
-    """The vault's card of this PAN (as ``POST /cards``: an existing one is reused)."""
-    fingerprint = found.prints[row.row]
-    card = found.by_fingerprint.get(fingerprint)
-    if card is not None:
-        cards.extend_expiry(session.connection(), card, expiry)
-        return card
-    card = cards.new_card(
-        vault_id=keys.vault_id,
-        org_id=keys.org_id,
-        pan=pan,
-        expiry=expiry,
-        holder_info=row.holder_info,
-        cipher=keys.cipher,
-        fingerprint=fingerprint,
-    )
-    found.by_fingerprint[fingerprint] = card
-    found.new.append(card)
-    return card
-
-
-def _card_of(
-    session: Session, keys: JobKeys, found: _Cards, row: Any, pan: Pan | None, expiry: Any
-) -> Card:
-    if pan is not None:
-        return _enrol(session, keys, found, row, pan, expiry)
-    card = found.by_alias.get(row.pan_alias)
-    if card is None:
-        raise CardNotFound(NO_CARD)
-    return card
-
-
-def _prepare(
-    session: Session, keys: JobKeys, found: _Cards, row: Any, pan: Pan | None, today: dt.date
-) -> Outcome | Provisioning:
-    """The row's card and expiry to provision, or its failure."""
-    outcome = Outcome(row.row, row.pan_alias)
-    if row.error_code is not None:
-        outcome.code, outcome.detail = row.error_code, row.error_detail
-        return outcome
-    try:
-        expiry = cards.normalize_expiry(row.exp_month, row.exp_year, today)
-        card = _card_of(session, keys, found, row, pan, expiry)
-    except CardError as error:
-        outcome.code, outcome.detail = error.code, error.detail
-        return outcome
-    return Provisioning(card, expiry.month, expiry.year)
-
-
-def _outcome(row: Any, card: Card, provisioned: Provisioned) -> Outcome:
+def _outcome(row: Any, card: Any, provisioned: Provisioned) -> Outcome:
     outcome = Outcome(row.row, card.pan_alias)
     if isinstance(provisioned, ProviderError):
         outcome.code, outcome.detail = provisioned.code, provisioned.detail
@@ -215,67 +147,90 @@ def _outcome(row: Any, card: Card, provisioned: Provisioned) -> Outcome:
     return outcome
 
 
-def _process(
-    session: Session,
-    keys: JobKeys,
-    provider_for: ProviderFor,
-    rows: Sequence[Any],
-    pans: dict[int, Pan],
-) -> tuple[list[Outcome], int]:
-    """Outcomes of the rows in row order, and how many cards were enrolled."""
-    found = _load_cards(session, keys, rows, pans)
-    today = dt.date.today()
-    prepared = [_prepare(session, keys, found, r, pans.get(r.row), today) for r in rows]
-    cards.insert_cards(session.connection(), found.new)
-    todo = [(row, p) for row, p in zip(rows, prepared, strict=True) if isinstance(p, Provisioning)]
-    done = provision_many(session, provider_for, [p for _row, p in todo], keys.cipher)
-    by_row = {
-        row.row: _outcome(row, p.card, result) for (row, p), result in zip(todo, done, strict=True)
-    }
-    outcomes = [
-        p if isinstance(p, Outcome) else by_row[r.row] for r, p in zip(rows, prepared, strict=True)
+def _store(session: Session, plan: Plan) -> list[Outcome]:
+    """Write the plan's cards, expiries, tokens and events; the rows' outcomes."""
+    conn = session.connection()
+    cards.insert_cards(conn, plan.new_cards)
+    moved: dict[bytes, Card] = {}
+    for fingerprint, expiry in plan.extensions:
+        card = moved.get(fingerprint) or Card(**plan.snapshot.by_print[fingerprint]._mapping)
+        cards.extend_expiry(conn, card, expiry)
+        moved[fingerprint] = card
+    provisioned = iter(store_tokens(session, plan.tokens))
+    return [
+        result if isinstance(result, Outcome) else _outcome(row, result.card, next(provisioned))
+        for row, result in zip(plan.rows, plan.results, strict=True)
     ]
-    return outcomes, len(found.new)
 
 
-def _advance(job: BulkJob, outcomes: Sequence[Outcome]) -> None:
-    now = utcnow()
+def _record(conn: Connection, job: Any, outcomes: Sequence[Outcome]) -> None:
+    """Record the rows' results and advance the job's counters (the job is locked)."""
+    params = [
+        {
+            "b_job": job.id,
+            "b_row": o.row,
+            "b_alias": o.pan_alias,
+            "b_state": o.state,
+            "b_last4": o.last4,
+            "b_expires": o.expires_at,
+            "b_par": o.par,
+            "b_code": o.code,
+            "b_detail": None if o.detail is None else o.detail[:255],
+        }
+        for o in outcomes
+    ]
+    conn.execute(_RECORD_RESULT, params)
     good = sum(1 for o in outcomes if o.code is None)
-    job.processed += len(outcomes)
-    job.succeeded += good
-    job.failed += len(outcomes) - good
-    job.started_at = job.started_at or now
-    job.served_at = now
-    job.state = RUNNING
-    if job.processed >= job.total:
-        job.state, job.finished_at = COMPLETED, now
+    processed = job.processed + len(outcomes)
+    done = processed >= job.total
+    counters = {
+        "b_job": job.id,
+        "b_processed": processed,
+        "b_succeeded": job.succeeded + good,
+        "b_failed": job.failed + len(outcomes) - good,
+        "b_state": COMPLETED if done else job.state,
+        "b_finished": utcnow() if done else job.finished_at,
+    }
+    conn.execute(_ADVANCE, counters)
 
 
-def run_chunk(
-    session: Session, keys: JobKeys, provider_for: ProviderFor, job: BulkJob, limit: int
-) -> ChunkResult:
-    """Process up to ``limit`` unprocessed rows of ``job`` (locked by the caller)."""
+def write_chunk(
+    session: Session, keys: JobKeys, provider_for: ProviderFor, prepared: Prepared
+) -> ChunkResult | None:
+    """Store a prepared chunk in the caller's write transaction: what is still to do
+    of it, planned again if the snapshot changed. None if the job is no longer active."""
+    conn = session.connection()
+    job = lock_active_job(conn, prepared.claim.job_id)
+    if job is None:  # cancelled meanwhile
+        return None
+    pending = {r.row for r in _unprocessed(conn, prepared.claim, _STILL_UNPROCESSED)}
+    rows = [r for r in prepared.rows if r.row in pending]
+    prints = {n: p for n, p in prepared.prints.items() if n in pending}
+    plan = prepared.plan
+    snapshot = read_snapshot(conn, keys.vault_id, rows, prints)
+    if snapshot != plan.snapshot:
+        plan = make_plan(session, keys, provider_for, rows, prepared.pans, prints, snapshot)
     result = ChunkResult(job.id)
-    rows = _pending_rows(session, job.id, limit)
-    if not rows:  # counters say otherwise only if rows were lost: close the job anyway
-        job.state, job.finished_at, job.served_at = COMPLETED, utcnow(), utcnow()
+    if not plan.rows:
         return result
-    pans = {r.row: _reveal(keys, r) for r in rows if r.pan_encrypted and not r.error_code}
-    outcomes, result.enrolled = _process(session, keys, provider_for, rows, pans)
-    session.connection().execute(_RECORD_RESULT, [o.params(job.id) for o in outcomes])
-    _advance(job, outcomes)
-    result.rows = len(outcomes)
+    outcomes = _store(session, plan)
+    _record(conn, job, outcomes)
+    result.rows, result.enrolled = len(outcomes), len(plan.new_cards)
     result.succeeded = sum(1 for o in outcomes if o.code is None)
-    result.first_row, result.last_row = rows[0].row, rows[-1].row
+    result.first_row, result.last_row = plan.rows[0].row, plan.rows[-1].row
     return result
 
 
-def fail_next_row(session: Session, job: BulkJob) -> None:
-    """Record the job's next row as failed: it raised something unexpected on its own."""
-    rows = _pending_rows(session, job.id, 1)
-    if not rows:
+def fail_rows(session: Session, claim: Claim) -> None:
+    """Record the claim's unprocessed rows as failed: they raised something unexpected."""
+    conn = session.connection()
+    job = lock_active_job(conn, claim.job_id)
+    if job is None:
         return
-    outcome = Outcome(rows[0].row, rows[0].pan_alias)
-    outcome.code, outcome.detail = "internal-error", "the row could not be processed"
-    session.connection().execute(_RECORD_RESULT, [outcome.params(job.id)])
-    _advance(job, [outcome])
+    rows = _unprocessed(conn, claim, _STILL_UNPROCESSED)
+    outcomes = [
+        Outcome(r.row, r.pan_alias, code="internal-error", detail="the row could not be processed")
+        for r in rows
+    ]
+    if outcomes:
+        _record(conn, job, outcomes)

@@ -1,33 +1,33 @@
 """The background worker of one server process: fair, bounded chunk scheduling.
 
 Each call of :meth:`BulkWorker.step` processes at most one chunk, of the active job
-served least recently, so jobs (and the vaults they belong to) take turns chunk by
-chunk and one huge file never starves another. The server runs one worker per
-process, one chunk at a time, pausing between chunks so that interactive requests
-get the database's write lock and the interpreter in between.
+served least recently that has rows left, so jobs (and the vaults they belong to)
+take turns chunk by chunk and one huge file never starves another. A step claims its
+rows (a short write transaction, :mod:`cardvault.bulk.claims`), prepares them with no
+lock held and writes them in a second short write transaction
+(:mod:`cardvault.bulk.processing`): the workers of all processes prepare their chunks
+at the same time and queue only for the writes. The server runs one worker per
+process, one chunk at a time, pausing between chunks so that interactive requests get
+the database's write lock and the interpreter in between.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import select
 
 from cardvault.audit import AuditRecord, write_audit
+from cardvault.bulk.claims import LEASE, Claim, claim_rows
 from cardvault.bulk.jobs import ACTIVE_STATES, discard_stale_uploads
-from cardvault.bulk.processing import (
-    ChunkResult,
-    JobKeys,
-    ProviderFor,
-    fail_next_row,
-    lock_job,
-    run_chunk,
-)
+from cardvault.bulk.plan import JobKeys
+from cardvault.bulk.processing import ChunkResult, fail_rows, prepare_chunk, write_chunk
 from cardvault.keys.vault_keys import VaultKeys
+from cardvault.network_tokens.services import ProviderFor
 from cardvault.store.bulk_models import BulkJob
 from cardvault.store.db import Database
 
@@ -37,35 +37,43 @@ CANDIDATES = 8  # active jobs considered per step, least recently served first
 STALE_UPLOAD = dt.timedelta(hours=1)  # an upload still receiving after this has died
 CLEANUP_EVERY = 600.0  # seconds
 
+_CANDIDATES = (
+    select(BulkJob.id)
+    .where(BulkJob.state.in_(ACTIVE_STATES))
+    .order_by(BulkJob.served_at.asc().nulls_first(), BulkJob.created_at)
+    .limit(CANDIDATES)
+)
+
 
 class BulkWorker:
     def __init__(
-        self, db: Database, vault_keys: VaultKeys, provider_for: ProviderFor, chunk_rows: int
+        self,
+        db: Database,
+        vault_keys: VaultKeys,
+        provider_for: ProviderFor,
+        chunk_rows: int,
+        lease: dt.timedelta = LEASE,
     ) -> None:
         self.db = db
         self.vault_keys = vault_keys
         self.provider_for = provider_for
         self.chunk_rows = chunk_rows
+        self.lease = lease
         self._cleaned_at = 0.0
 
-    def _candidates(self) -> Sequence[Any]:
+    def _candidates(self) -> Sequence[str]:
         with self.db.engine.connect() as conn:
-            return conn.execute(
-                select(BulkJob.id, BulkJob.vault_id, BulkJob.org_id, BulkJob.client_id)
-                .where(BulkJob.state.in_(ACTIVE_STATES))
-                .order_by(BulkJob.served_at.asc().nulls_first(), BulkJob.created_at)
-                .limit(CANDIDATES)
-            ).all()
+            return conn.scalars(_CANDIDATES).all()
 
-    def _keys(self, job: Any) -> JobKeys:
-        """Keys are loaded (and cached) outside the write transaction: loading one
-        may itself need a write."""
+    def _keys(self, claim: Claim) -> JobKeys:
+        """Keys are loaded (and cached) outside any transaction of the chunk: loading
+        one may itself need a write."""
         return JobKeys(
-            job.id,
-            job.vault_id,
-            job.org_id,
-            self.vault_keys.cipher(job.vault_id),
-            self.vault_keys.fingerprinter(job.org_id),
+            claim.job_id,
+            claim.vault_id,
+            claim.org_id,
+            self.vault_keys.cipher(claim.vault_id),
+            self.vault_keys.fingerprinter(claim.org_id),
         )
 
     def step(self) -> bool:
@@ -73,50 +81,52 @@ class BulkWorker:
         if time.monotonic() - self._cleaned_at > CLEANUP_EVERY:
             self._cleaned_at = time.monotonic()
             discard_stale_uploads(self.db, STALE_UPLOAD)
-        jobs = {job.id: job for job in self._candidates()}
-        if not jobs:
+        job_ids = self._candidates()
+        if not job_ids:
             return False
-        keys = {job_id: self._keys(job) for job_id, job in jobs.items()}
+        with self.db.write_connection() as conn:
+            claim = claim_rows(conn, job_ids, self.chunk_rows, self.lease)
+        if claim is None:
+            return False
+        keys = self._keys(claim)
         try:
-            return self._chunk(keys, jobs, self.chunk_rows) is not None
+            self._chunk(keys, claim)
         except Exception:
             log.exception("a bulk chunk failed; retrying its rows one at a time")
-        for _ in range(self.chunk_rows):
-            try:
-                if self._chunk(keys, jobs, 1) is None:
-                    break
-            except Exception:
-                log.exception("a bulk row failed unexpectedly; recording it as failed")
-                self._fail_next_row(jobs)
+            self._one_by_one(keys, claim)
         return True
 
-    def _fail_next_row(self, jobs: dict[str, Any]) -> None:
+    def _chunk(self, keys: JobKeys, claim: Claim) -> None:
+        with self.db.sessions() as session:
+            prepared = prepare_chunk(session, keys, self.provider_for, claim)
+        if not prepared.rows:
+            return
         with self.db.transaction() as session:
-            job = lock_job(session, list(jobs))
-            if job is not None:
-                fail_next_row(session, job)
+            result = write_chunk(session, keys, self.provider_for, prepared)
+            if result is not None and result.rows:
+                write_audit(session, _audit(claim, result))
 
-    def _chunk(self, keys: dict[str, JobKeys], jobs: dict[str, Any], limit: int) -> Any:
-        with self.db.transaction() as session:
-            job = lock_job(session, list(jobs))
-            if job is None:
-                return None
-            result = run_chunk(session, keys[job.id], self.provider_for, job, limit)
-            if result.rows:
-                write_audit(session, _audit(jobs[job.id], result))
-            return result
+    def _one_by_one(self, keys: JobKeys, claim: Claim) -> None:
+        for row in claim.rows:
+            alone = dataclasses.replace(claim, rows=(row,))
+            try:
+                self._chunk(keys, alone)
+            except Exception:
+                log.exception("a bulk row failed unexpectedly; recording it as failed")
+                with self.db.transaction() as session:
+                    fail_rows(session, alone)
 
 
-def _audit(job: Any, result: ChunkResult) -> AuditRecord:
+def _audit(claim: Claim, result: ChunkResult) -> AuditRecord:
     return AuditRecord(
         actor_type="service_account",
-        actor_id=job.client_id,
+        actor_id=claim.client_id,
         action="network_token.bulk_provision",
         outcome="success",
-        org_id=job.org_id,
-        vault_id=job.vault_id,
+        org_id=claim.org_id,
+        vault_id=claim.vault_id,
         target_type="bulk_job",
-        target_id=job.id,
+        target_id=claim.job_id,
         details={
             "rows": [result.first_row, result.last_row],
             "succeeded": result.succeeded,

@@ -23,6 +23,7 @@ _STATE_EVENTS: dict[str, EventName] = {
     "FAILED": "network_token.provisioning_failed",
 }
 _EVENTS = Base.metadata.tables["events"]
+_INSERT = insert(_EVENTS)
 
 
 def event_for_state(state: str) -> EventName | None:
@@ -33,19 +34,20 @@ def event_for_state(state: str) -> EventName | None:
 def emit(db: Session | Connection, name: EventName, card: Any, token: Any = None) -> str:
     """Write one event about ``card`` (and its ``token``) in the session's transaction,
     so the event commits or rolls back with the change; one INSERT. Returns its id."""
-    row = _row(name, card, token)
-    db.execute(insert(_EVENTS), [row])
+    row = event_row(name, card, token)
+    db.execute(_INSERT, [row])
     return str(row["id"])
 
 
-def emit_many(db: Session | Connection, events: Sequence[tuple[EventName, Any, Any]]) -> None:
-    """:func:`emit` for many ``(name, card, token)`` at once: one multi-row INSERT,
-    in order (bulk enrolment)."""
-    if events:
-        db.execute(insert(_EVENTS), [_row(name, card, token) for name, card, token in events])
+def store_events(db: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write events made by :func:`event_row` (one multi-row INSERT, in order)."""
+    if rows:
+        db.execute(_INSERT, rows)
 
 
-def _row(name: EventName, card: Any, token: Any) -> dict[str, Any]:
+def event_row(name: EventName, card: Any, token: Any) -> dict[str, Any]:
+    """The stored form of an event, ready to insert (bulk enrolment makes its rows
+    before it takes the write lock and stores them with :func:`store_events`)."""
     event_id = random_id("evt_")
     now = utcnow()
     return {

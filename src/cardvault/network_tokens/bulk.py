@@ -1,118 +1,157 @@
 """Provisioning network tokens for many cards at once (bulk enrolment).
 
-The same rules as :func:`cardvault.network_tokens.services.provision`, a chunk at a
-time: one query finds the cards' live tokens, each network is asked once for its
-cards (:func:`cardvault.networks.batch.provision_many`), and the new tokens are
-stored with one multi-row INSERT instead of one flush per card.
+The same rules as :func:`cardvault.network_tokens.services.provision` (a card's live
+token is returned, not replaced; one new token per card), a chunk of cards at a time
+and in two steps, so that the costly part runs before the caller takes the write lock:
+
+- :func:`plan_tokens` asks each network once for its cards
+  (:func:`cardvault.networks.batch.prepare`) and makes the new tokens' records and
+  events, encrypted and serialised, without writing anything;
+- :func:`store_tokens` writes them with one multi-row INSERT per table, inside the
+  caller's write transaction, after the caller has checked that what the plan was
+  made from (the cards' live tokens) has not changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from cardvault.cards.services import reveal_pan
 from cardvault.crypto.envelope import VaultCipher
-from cardvault.events import emit_many, event_for_state
-from cardvault.network_tokens.services import ProviderFor, new_token
-from cardvault.networks.batch import provision_many as provision_many_at
-from cardvault.networks.provider import (
-    ProviderError,
-    ProvisionRequest,
-    TokenServiceProvider,
+from cardvault.crypto.pan import Pan
+from cardvault.events import event_for_state, event_row, store_events
+from cardvault.network_tokens.services import ProviderFor, token_values
+from cardvault.networks import batch as network_batch
+from cardvault.networks.provider import ProviderError, ProvisionRequest, TokenServiceProvider
+from cardvault.store.models import Base
+
+_TOKENS = Base.metadata.tables["network_tokens"]
+_INSERT_TOKENS = insert(_TOKENS)
+_LIVE_TOKENS = select(_TOKENS).where(
+    _TOKENS.c.live_card_id.in_(bindparam("b_cards", expanding=True))
 )
-from cardvault.store.models import Base, Card, NetworkToken
 
 
 @dataclass(frozen=True)
 class Provisioning:
-    """One card to provision in :func:`provision_many`, with the expiry to send."""
+    """One card to provision, with the expiry to send; ``pan`` when the caller holds
+    the card's PAN already (it is not decrypted again)."""
 
-    card: Card
+    card: Any  # a Card, or a row of one
     exp_month: int
     exp_year: int
+    pan: Pan | None = None
 
 
-Provisioned = tuple[NetworkToken, bool] | ProviderError
+# A token (a stored row, or the record of a new one) and whether it is new; or the refusal.
+Provisioned = tuple[Any, bool] | ProviderError
 
 
-def _provision_group(
-    session: Session,
-    provider: TokenServiceProvider,
-    items: list[tuple[int, Provisioning]],
-    cipher: VaultCipher,
-    results: list[Provisioned | None],
-) -> list[NetworkToken]:
-    requests = [
-        ProvisionRequest(reveal_pan(p.card, cipher), p.exp_month, p.exp_year, None)
-        for _i, p in items
-    ]
-    created = []
-    for (index, item), outcome in zip(
-        items, provision_many_at(session, provider, requests), strict=True
-    ):
-        if isinstance(outcome, ProviderError):
-            results[index] = outcome
-        else:
-            token = new_token(item.card, outcome, cipher)
-            results[index] = (token, True)
-            created.append(token)
-    return created
+@dataclass
+class TokenPlan:
+    """What :func:`store_tokens` will write for the items, and each item's answer
+    (None until known: a repeated card, or a network asked only when storing)."""
+
+    items: Sequence[Provisioning]
+    cipher: VaultCipher
+    results: list[Provisioned | None]
+    first: dict[str, int] = field(default_factory=dict)  # card id → its first item
+    batches: list[tuple[network_batch.Batch, list[int]]] = field(default_factory=list)
+    tokens: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _announce_created(
-    session: Session, created: list[NetworkToken], cards: dict[str, Card]
-) -> None:
-    """The events :func:`provision` writes for a new token (activated or
-    provisioning_failed; none while PENDING), in the same transaction."""
-    events = []
-    for token in created:
-        name = event_for_state(token.state)
-        if name is not None:
-            events.append((name, cards[token.card_id], token))
-    emit_many(session, events)
+def live_tokens(conn: Connection | Session, card_ids: Sequence[str]) -> dict[str, Any]:
+    """The live token row of each of these cards that has one, by card id."""
+    if not card_ids:
+        return {}
+    found = conn.execute(_LIVE_TOKENS, {"b_cards": list(card_ids)})
+    return {row.live_card_id: row for row in found}
 
 
-def provision_many(
-    session: Session, provider_for: ProviderFor, items: Sequence[Provisioning], cipher: VaultCipher
-) -> list[Provisioned]:
-    """:func:`provision` for many cards of one vault at once (same rules: a card's live
-    token is returned, not replaced), with one query and one INSERT per step instead
-    of one per card. Each item's ``(token, created)`` or refusal, in item order; a
-    card given twice gets one token."""
-    ids = {item.card.id for item in items}
-    live = {
-        t.live_card_id: t
-        for t in session.scalars(select(NetworkToken).where(NetworkToken.live_card_id.in_(ids)))
-    }
-    results: list[Provisioned | None] = [None] * len(items)
-    groups: dict[str, tuple[TokenServiceProvider, list[tuple[int, Provisioning]]]] = {}
-    first: dict[str, int] = {}
-    for index, item in enumerate(items):
-        if item.card.id in live:
-            results[index] = (live[item.card.id], False)
-        elif item.card.id not in first:
-            first[item.card.id] = index
+def _settle(plan: TokenPlan, index: int, outcome: network_batch.Outcome) -> None:
+    """Record the network's answer for an item: a refusal, or a new token and its event."""
+    if isinstance(outcome, ProviderError):
+        plan.results[index] = outcome
+        return
+    card = plan.items[index].card
+    values = token_values(card, outcome, plan.cipher)
+    token = SimpleNamespace(**values)
+    plan.results[index] = (token, True)
+    plan.tokens.append(values)
+    name = event_for_state(token.state)  # as provision() announces it (none while PENDING)
+    if name is not None:
+        plan.events.append(event_row(name, card, token))
+
+
+def _request(item: Provisioning, cipher: VaultCipher) -> ProvisionRequest:
+    pan = item.pan if item.pan is not None else reveal_pan(item.card, cipher)
+    return ProvisionRequest(pan, item.exp_month, item.exp_year, None)
+
+
+def _groups(
+    plan: TokenPlan, provider_for: ProviderFor, live: Mapping[str, Any]
+) -> dict[str, tuple[TokenServiceProvider, list[int]]]:
+    """The items to provision, by network (a card's first item only); answers the
+    others (a live token, an unsupported brand)."""
+    groups: dict[str, tuple[TokenServiceProvider, list[int]]] = {}
+    for index, item in enumerate(plan.items):
+        card_id = item.card.id
+        if card_id in live:
+            plan.results[index] = (live[card_id], False)
+        elif card_id not in plan.first:
+            plan.first[card_id] = index
             try:
                 provider = provider_for(item.card.brand)
             except ProviderError as error:
-                results[index] = error
+                plan.results[index] = error
                 continue
-            groups.setdefault(provider.network, (provider, []))[1].append((index, item))
-    created: list[NetworkToken] = []
-    for provider, group in groups.values():
-        created += _provision_group(session, provider, group, cipher, results)
-    if created:
-        table = Base.metadata.tables["network_tokens"]
-        session.execute(
-            insert(table), [{c.key: getattr(t, c.key) for c in table.columns} for t in created]
-        )
-        _announce_created(session, created, {item.card.id: item.card for item in items})
-    for index, item in enumerate(items):
-        if results[index] is None:  # a repeated card: the first one's answer
-            earlier = results[first[item.card.id]]
-            results[index] = (earlier[0], False) if isinstance(earlier, tuple) else earlier
-    return [r for r in results if r is not None]
+            groups.setdefault(provider.network, (provider, []))[1].append(index)
+    return groups
+
+
+def plan_tokens(
+    session: Session,
+    provider_for: ProviderFor,
+    items: Sequence[Provisioning],
+    cipher: VaultCipher,
+    live: Mapping[str, Any],
+) -> TokenPlan:
+    """Plan :func:`provision` for many cards of one vault whose live tokens are ``live``
+    (by card id, from :func:`live_tokens`); reads the database only."""
+    plan = TokenPlan(items, cipher, [None] * len(items))
+    for provider, indexes in _groups(plan, provider_for, live).values():
+        requests = [_request(items[i], cipher) for i in indexes]
+        prepared = network_batch.prepare(session, provider, requests)
+        plan.batches.append((prepared, indexes))
+        for index, outcome in zip(indexes, prepared.outcomes, strict=True):
+            if outcome is not None:
+                _settle(plan, index, outcome)
+    return plan
+
+
+def store_tokens(session: Session, plan: TokenPlan) -> list[Provisioned]:
+    """Write a plan (once) in the caller's write transaction; each item's
+    ``(token, created)`` or refusal, in item order (a card given twice gets one token)."""
+    for prepared, indexes in plan.batches:
+        for index, outcome in zip(indexes, network_batch.store(session, prepared), strict=True):
+            if plan.results[index] is None:
+                _settle(plan, index, outcome)
+    if plan.tokens:
+        session.connection().execute(_INSERT_TOKENS, plan.tokens)
+    store_events(session.connection(), plan.events)
+    results: list[Provisioned] = []
+    for index, item in enumerate(plan.items):
+        result = plan.results[index]
+        if result is None:  # a repeated card: the first one's answer
+            earlier = plan.results[plan.first[item.card.id]]
+            assert earlier is not None
+            result = (earlier[0], False) if isinstance(earlier, tuple) else earlier
+        results.append(result)
+    return results

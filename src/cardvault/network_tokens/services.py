@@ -52,37 +52,52 @@ def live_token(session: Session, card_id: str) -> NetworkToken | None:
     return session.scalar(select(NetworkToken).where(NetworkToken.live_card_id == card_id))
 
 
+def _status_fields(
+    token_id: str, card_id: str, status: TokenStatus, cipher: VaultCipher
+) -> dict[str, Any]:
+    """The platform record's columns that mirror the network's view of the token."""
+    return {
+        "state": status.state,
+        "token_encrypted": cipher.encrypt(
+            status.token_number.encode(), record_id=token_id, field=TOKEN_FIELD
+        ),
+        "token_last4": status.token_number[-4:],
+        "token_exp_month": status.exp_month,
+        "token_exp_year": status.exp_year,
+        "payment_account_reference": status.payment_account_reference,
+        "failure_reason": status.failure_reason,
+        "live_card_id": None if status.state in FINAL else card_id,
+        "updated_at": utcnow(),
+    }
+
+
 def _apply(token: NetworkToken, status: TokenStatus, cipher: VaultCipher) -> None:
     """Copy the network's view onto the platform's record."""
-    token.state = status.state
-    token.token_encrypted = cipher.encrypt(
-        status.token_number.encode(), record_id=token.id, field=TOKEN_FIELD
-    )
-    token.token_last4 = status.token_number[-4:]
-    token.token_exp_month, token.token_exp_year = status.exp_month, status.exp_year
-    token.payment_account_reference = status.payment_account_reference
-    token.failure_reason = status.failure_reason
-    token.live_card_id = None if status.state in FINAL else token.card_id
-    token.updated_at = utcnow()
+    for name, value in _status_fields(token.id, token.card_id, status, cipher).items():
+        setattr(token, name, value)
+
+
+def token_values(card: Any, status: TokenStatus, cipher: VaultCipher) -> dict[str, Any]:
+    """The columns of the platform's record of a token the network just provisioned
+    for ``card`` (a :class:`Card` or a row of one), for storing without ORM objects."""
+    token_id = random_id("ntk_")
+    values = {
+        "id": token_id,
+        "vault_id": card.vault_id,
+        "org_id": card.org_id,
+        "card_id": card.id,
+        "pan_alias": card.pan_alias,
+        "network": status.network,
+        "provider_id": status.provider_id,
+        **_status_fields(token_id, card.id, status, cipher),
+    }
+    values["created_at"] = values["updated_at"]
+    return values
 
 
 def new_token(card: Card, status: TokenStatus, cipher: VaultCipher) -> NetworkToken:
     """The platform's record of a token the network just provisioned (not yet stored)."""
-    now = utcnow()
-    token = NetworkToken(
-        id=random_id("ntk_"),
-        vault_id=card.vault_id,
-        org_id=card.org_id,
-        card_id=card.id,
-        pan_alias=card.pan_alias,
-        network=status.network,
-        provider_id=status.provider_id,
-        state=status.state,
-        created_at=now,
-        updated_at=now,
-    )
-    _apply(token, status, cipher)
-    return token
+    return NetworkToken(**token_values(card, status, cipher))
 
 
 def provision(

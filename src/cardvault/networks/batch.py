@@ -1,15 +1,23 @@
 """Provisioning many tokens at one network in one round: what bulk enrolment needs.
 
-The built-in simulators store a whole batch with one multi-row INSERT (the same rows,
-checks and refusals as :meth:`NetworkSimulator.provision`); any other provider is
-asked once per request.
+In two steps, so that the work can be done before the caller takes the database's
+write lock and only the storing inside it:
+
+- :func:`prepare` makes the built-in simulators' token rows (the same rows, checks and
+  refusals as :meth:`NetworkSimulator.provision`) and so knows their answers already;
+  it only reads the database.
+- :func:`store` stores them with one multi-row INSERT, in the caller's write
+  transaction. Any other provider is asked there, once per request, so a real network
+  is called only for requests whose result will be kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from cardvault.networks.provider import (
@@ -19,71 +27,88 @@ from cardvault.networks.provider import (
     TokenStatus,
 )
 from cardvault.networks.simulator import NetworkSimulator
-from cardvault.store.models import Base, SimulatedToken
+from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 
 Outcome = TokenStatus | ProviderError
-_COLUMNS = tuple(c.key for c in SimulatedToken.__table__.columns)
+_SIMULATED = Base.metadata.tables["simulated_tokens"]
+_INSERT = insert(_SIMULATED)
+_TAKEN = select(_SIMULATED.c.token_number).where(
+    _SIMULATED.c.network == bindparam("b_network"),
+    _SIMULATED.c.token_number.in_(bindparam("b_numbers", expanding=True)),
+)
 
 
-def _one_by_one(
-    session: Session, provider: TokenServiceProvider, requests: Sequence[ProvisionRequest]
-) -> list[Outcome]:
-    outcomes: list[Outcome] = []
-    for request in requests:
-        try:
-            outcomes.append(provider.provision(session, request))
-        except ProviderError as error:
-            outcomes.append(error)
-    return outcomes
+@dataclass
+class Batch:
+    """Requests to one network. ``outcomes`` holds the answers known before storing
+    (the simulators'); None where the network is asked by :func:`store`."""
+
+    provider: TokenServiceProvider
+    requests: Sequence[ProvisionRequest]
+    outcomes: list[Outcome | None]
+    rows: list[dict[str, Any]] = field(default_factory=list)  # simulator rows to store
 
 
 def _number_tokens(
     session: Session,
     simulator: NetworkSimulator,
-    rows: list[tuple[ProvisionRequest, SimulatedToken]],
+    rows: list[tuple[ProvisionRequest, dict[str, Any]]],
 ) -> None:
-    """Random token numbers for the rows, unique in the network (one query for all)."""
+    """Random token numbers for the rows, unique in the network (one query for all;
+    the unique constraint catches a number taken after this read)."""
     for _request, row in rows:
-        row.token_number = simulator.profile.random_token_number()
-    numbers = [row.token_number for _request, row in rows]
-    taken = set(
-        session.scalars(
-            select(SimulatedToken.token_number).where(
-                SimulatedToken.network == simulator.network,
-                SimulatedToken.token_number.in_(numbers),
-            )
-        )
-    )
+        row["token_number"] = simulator.profile.random_token_number()
+    numbers = [row["token_number"] for _request, row in rows]
+    params = {"b_network": simulator.network, "b_numbers": numbers}
+    taken: set[str] = set(session.connection().scalars(_TAKEN, params))
     seen: set[str] = set()
     for request, row in rows:
-        clash = row.token_number in taken or row.token_number in seen
-        if clash or row.token_number == request.pan.reveal():
-            row.token_number = simulator.new_token_number(session, request.pan)
-        seen.add(row.token_number)
+        clash = row["token_number"] in taken or row["token_number"] in seen
+        if clash or row["token_number"] == request.pan.reveal():
+            row["token_number"] = simulator.new_token_number(session, request.pan)
+        seen.add(row["token_number"])
 
 
-def provision_many(
+def prepare(
     session: Session, provider: TokenServiceProvider, requests: Sequence[ProvisionRequest]
-) -> list[Outcome]:
-    """Each request's token status, or the refusal it got, in request order."""
+) -> Batch:
+    """The batch of ``requests`` to ``provider``, with the simulators' answers; reads
+    the database only."""
     if not isinstance(provider, NetworkSimulator):
-        return _one_by_one(session, provider, requests)
+        return Batch(provider, requests, [None] * len(requests))
     now = utcnow()
-    outcomes: list[Outcome | None] = []
-    rows: list[tuple[ProvisionRequest, SimulatedToken]] = []
+    batch = Batch(provider, requests, [])
+    made: list[tuple[ProvisionRequest, dict[str, Any]]] = []
     for request in requests:
         try:
-            row = provider.new_row(request, now)
+            made.append((request, provider.new_values(request, now)))
+        except ProviderError as error:
+            batch.outcomes.append(error)
+            continue
+        batch.outcomes.append(None)
+    if made:
+        _number_tokens(session, provider, made)
+        batch.rows = [row for _request, row in made]
+    stored = iter(batch.rows)
+    batch.outcomes = [
+        o if o is not None else provider.status_of(next(stored)) for o in batch.outcomes
+    ]
+    return batch
+
+
+def store(session: Session, batch: Batch) -> list[Outcome]:
+    """Store a prepared batch in the caller's transaction and ask the network for the
+    answers still missing; each request's token status or refusal, in request order."""
+    if batch.rows:
+        session.connection().execute(_INSERT, batch.rows)
+    outcomes: list[Outcome] = []
+    for request, known in zip(batch.requests, batch.outcomes, strict=True):
+        if known is not None:
+            outcomes.append(known)
+            continue
+        try:
+            outcomes.append(batch.provider.provision(session, request))
         except ProviderError as error:
             outcomes.append(error)
-            continue
-        rows.append((request, row))
-        outcomes.append(None)
-    if rows:
-        _number_tokens(session, provider, rows)
-        table = Base.metadata.tables["simulated_tokens"]
-        values = [{name: getattr(row, name) for name in _COLUMNS} for _r, row in rows]
-        session.execute(insert(table), values)
-    stored = iter(rows)
-    return [o if o is not None else provider.status_of(next(stored)[1]) for o in outcomes]
+    return outcomes

@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
@@ -135,6 +136,11 @@ class NetworkSimulator:
     def new_row(self, request: ProvisionRequest, now: dt.datetime) -> SimulatedToken:
         """The token row ``provision`` would store, not yet stored and without its token
         number; raises the test card's refusal."""
+        return SimulatedToken(**self.new_values(request, now))
+
+    def new_values(self, request: ProvisionRequest, now: dt.datetime) -> dict[str, Any]:
+        """The column values of :meth:`new_row` (for batches stored without ORM objects;
+        ``token_number`` still to be chosen); raises the test card's refusal."""
         pan = request.pan
         brand = brand_of(pan.reveal())
         if brand != self.network:
@@ -146,23 +152,25 @@ class NetworkSimulator:
             raise error(detail)
         card_expiry = (request.exp_month, request.exp_year)
         exp_month, exp_year = self.profile.token_expiry(card_expiry, now)
-        return SimulatedToken(
-            id=random_id("sim_"),
-            network=self.network,
-            state=ACTIVE if outcome is Outcome.APPROVED else PENDING,
-            exp_month=exp_month,
-            exp_year=exp_year,
-            card_exp_month=request.exp_month,
-            card_exp_year=request.exp_year,
-            card_last4=pan.last4,
-            par=self.profile.payment_account_reference(pan),
-            cryptogram_key=secrets.token_bytes(32),
-            counter=0,
-            outcome=_STORED_OUTCOME[outcome],
-            settle_at=now + SETTLE_DELAY if outcome in _SETTLES else None,
-            created_at=now,
-            updated_at=now,
-        )
+        return {
+            "id": random_id("sim_"),
+            "network": self.network,
+            "state": ACTIVE if outcome is Outcome.APPROVED else PENDING,
+            "token_number": None,
+            "exp_month": exp_month,
+            "exp_year": exp_year,
+            "card_exp_month": request.exp_month,
+            "card_exp_year": request.exp_year,
+            "card_last4": pan.last4,
+            "par": self.profile.payment_account_reference(pan),
+            "cryptogram_key": secrets.token_bytes(32),
+            "counter": 0,
+            "outcome": _STORED_OUTCOME[outcome],
+            "settle_at": now + SETTLE_DELAY if outcome in _SETTLES else None,
+            "failure_reason": None,
+            "created_at": now,
+            "updated_at": now,
+        }
 
     def status(self, session: Session, provider_id: str) -> TokenStatus:
         """The token's state, after settling it if its time has come."""
@@ -349,19 +357,23 @@ class NetworkSimulator:
         return self.status_of(row)
 
     @staticmethod
-    def status_of(row: SimulatedToken) -> TokenStatus:
+    def status_of(row: SimulatedToken | Mapping[str, Any]) -> TokenStatus:
+        """The network's view of a token row (a model, or the values of a new one)."""
+        get: Callable[[str], Any] = (
+            row.__getitem__ if isinstance(row, Mapping) else partial(getattr, row)
+        )
         return TokenStatus(
-            provider_id=row.id,
-            network=row.network,
-            state=row.state,
-            token_number=row.token_number,
-            exp_month=row.exp_month,
-            exp_year=row.exp_year,
-            payment_account_reference=row.par,
-            card_last4=row.card_last4,
-            card_exp_month=row.card_exp_month,
-            card_exp_year=row.card_exp_year,
-            failure_reason=row.failure_reason,
+            provider_id=get("id"),
+            network=get("network"),
+            state=get("state"),
+            token_number=get("token_number"),
+            exp_month=get("exp_month"),
+            exp_year=get("exp_year"),
+            payment_account_reference=get("par"),
+            card_last4=get("card_last4"),
+            card_exp_month=get("card_exp_month"),
+            card_exp_year=get("card_exp_year"),
+            failure_reason=get("failure_reason"),
         )
 
 

@@ -48,6 +48,11 @@ class BulkRow(Base):
 
     A ``pan`` value is kept only encrypted under the vault's data key (bound to the
     job and row) and dropped when the row is processed or the job cancelled.
+
+    A worker claims an unprocessed row for itself until ``claimed_until`` while it
+    prepares it outside the write lock, so that the other workers take other rows. The
+    claim is only a hint: once it lapses (the worker died) another worker takes the row
+    over, and whoever records a result first is the one that counts.
     """
 
     __tablename__ = "bulk_rows"
@@ -69,3 +74,4 @@ class BulkRow(Base):
     payment_account_reference: Mapped[str | None] = mapped_column(String(29))
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_detail: Mapped[str | None] = mapped_column(String(255))
+    claimed_until: Mapped[dt.datetime | None]
