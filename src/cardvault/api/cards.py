@@ -18,7 +18,6 @@ from cardvault.cards import services as cards
 from cardvault.crypto.pan import InvalidPan, Pan
 from cardvault.network_tokens import services as network_tokens
 from cardvault.networks.simulator import provider_for
-from cardvault.store.models import Card
 from cardvault.store.paging import Cursor, InvalidCursor
 from cardvault.web.errors import Unprocessable
 
@@ -173,7 +172,7 @@ async def enroll(
 
 def _look_up(
     caller: VaultCaller, idem: IdempotentRequest | None, fingerprint: bytes
-) -> tuple[Replay | None, Card | None]:
+) -> tuple[Replay | None, cards.CardRecord | None]:
     db = caller.runtime.db
     if idem is None:
         return None, cards.find_by_pan(db, caller.vault_id, fingerprint)
@@ -185,7 +184,7 @@ def _look_up(
 def _store(
     caller: VaultCaller,
     idem: IdempotentRequest | None,
-    card: Card,
+    card: cards.CardRecord,
     expiry: cards.Expiry,
     conn: Connection,
     *,

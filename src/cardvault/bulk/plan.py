@@ -26,7 +26,7 @@ from cardvault.crypto.envelope import Fingerprinter, VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.network_tokens.bulk import Provisioning, TokenPlan, live_tokens, plan_tokens
 from cardvault.network_tokens.services import ProviderFor
-from cardvault.store.models import Base, Card
+from cardvault.store.models import Base
 
 FAILED_ROW = "FAILED"
 NO_CARD = "no card with this pan_alias in the vault"
@@ -103,7 +103,7 @@ class Plan:
     snapshot: Snapshot
     rows: Sequence[Any]
     results: list[Outcome | Provisioning]
-    new_cards: list[Card]  # to insert
+    new_cards: list[cards.CardRecord]  # to insert
     extensions: list[tuple[bytes, cards.Expiry]]  # existing cards' expiries moved forward
     tokens: TokenPlan
 
@@ -114,23 +114,25 @@ class _Cards:
 
     keys: JobKeys
     snapshot: Snapshot
-    objects: dict[str, Card] = field(default_factory=dict)  # by id
-    new: dict[bytes, Card] = field(default_factory=dict)  # by fingerprint, in row order
+    objects: dict[str, cards.CardRecord] = field(default_factory=dict)  # by id
+    new: dict[bytes, cards.CardRecord] = field(default_factory=dict)  # by fingerprint, in row order
     extensions: list[tuple[bytes, cards.Expiry]] = field(default_factory=list)
 
-    def _existing(self, row: Any) -> Card:
+    def _existing(self, row: Any) -> cards.CardRecord:
         card = self.objects.get(row.id)
         if card is None:
-            card = self.objects[row.id] = Card(**row._mapping)
+            card = self.objects[row.id] = cards.CardRecord(**row._mapping)
         return card
 
-    def by_alias(self, alias: str) -> Card:
+    def by_alias(self, alias: str) -> cards.CardRecord:
         row = self.snapshot.by_alias.get(alias)
         if row is None:
             raise CardNotFound(NO_CARD)
         return self._existing(row)
 
-    def enrol(self, row: Any, pan: Pan, fingerprint: bytes, expiry: cards.Expiry) -> Card:
+    def enrol(
+        self, row: Any, pan: Pan, fingerprint: bytes, expiry: cards.Expiry
+    ) -> cards.CardRecord:
         """The vault's card of this PAN (as ``POST /cards``: an existing one is reused and
         its expiry moved forward)."""
         found = self.snapshot.by_print.get(fingerprint)

@@ -31,7 +31,7 @@ from cardvault.crypto.pan import Pan
 from cardvault.network_tokens.bulk import Provisioned, store_tokens
 from cardvault.network_tokens.services import ProviderFor
 from cardvault.networks.provider import ProviderError
-from cardvault.store.models import Base, Card
+from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 
 _ROWS = Base.metadata.tables["bulk_rows"]
@@ -151,9 +151,11 @@ def _store(session: Session, plan: Plan) -> list[Outcome]:
     """Write the plan's cards, expiries, tokens and events; the rows' outcomes."""
     conn = session.connection()
     cards.insert_cards(conn, plan.new_cards)
-    moved: dict[bytes, Card] = {}
+    moved: dict[bytes, cards.CardRecord] = {}
     for fingerprint, expiry in plan.extensions:
-        card = moved.get(fingerprint) or Card(**plan.snapshot.by_print[fingerprint]._mapping)
+        card = moved.get(fingerprint) or cards.CardRecord(
+            **plan.snapshot.by_print[fingerprint]._mapping
+        )
         cards.extend_expiry(conn, card, expiry)
         moved[fingerprint] = card
     provisioned = iter(store_tokens(session, plan.tokens))

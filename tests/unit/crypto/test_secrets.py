@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import string
+from collections import Counter
 
 import pytest
 
-from cardvault.crypto import ClientSecret, SecretHasher, generate_client_id, generate_client_secret
+from cardvault.crypto import (
+    ClientSecret,
+    SecretHasher,
+    generate_client_id,
+    generate_client_secret,
+    random_id,
+)
 
 PEPPER = bytes(range(32))
 URLSAFE = set(string.ascii_letters + string.digits + "-_")
@@ -118,3 +126,33 @@ def test_client_ids_are_unique() -> None:
     ids = {generate_client_id() for _ in range(1000)}
 
     assert len(ids) == 1000
+
+
+def test_random_ids_are_prefixed_lowercase_base32_of_the_asked_length() -> None:
+    ids = [random_id("card_") for _ in range(2000)] + [random_id("pan_", 24)]
+    assert all(re.fullmatch(r"card_[a-z2-7]{20}", i) for i in ids[:-1])
+    assert re.fullmatch(r"pan_[a-z2-7]{24}", ids[-1])
+    assert len(set(ids)) == len(ids)
+
+
+def test_random_id_characters_are_evenly_spread() -> None:
+    """32 symbols, 64,000 characters: each should appear about 2,000 times."""
+    counts = Counter("".join(random_id("", 64) for _ in range(1000)))
+    assert set(counts) == set("abcdefghijklmnopqrstuvwxyz234567")
+    chi2 = sum((n - 2000) ** 2 / 2000 for n in counts.values())
+    assert chi2 < 80  # 31 degrees of freedom: p < 1e-6 above 80
+
+
+def test_a_forked_process_mints_other_ids_than_its_parent() -> None:
+    random_id("x_")  # the parent's buffer now holds unused bytes
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (runs in the child)
+        os.write(write, "".join(random_id("", 20) for _ in range(5)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    from_child = os.read(read, 1000).decode()
+    os.close(read)
+    from_parent = "".join(random_id("", 20) for _ in range(5))
+    assert len(from_child) == 100 and from_child != from_parent
