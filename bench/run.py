@@ -48,6 +48,7 @@ RESOURCE_WORKERS = 2
 RESOURCE_CONNECTIONS = 64
 VAULT_CONNECTIONS = (16, 64)  # a moderate load and saturation
 NT_READ = "GET /network-tokens/{pan_alias}"
+NT_WRITE = "POST /network-tokens"
 WRK_THREADS = 2
 WARMUP_SECONDS = 2
 DEFAULT_DURATION = 10
@@ -57,8 +58,13 @@ GOAL_WORKERS = 2
 GOAL_CONNECTIONS = 64
 GOAL_RPS = 6000.0
 GOAL_P99_MS = 30.0
-# The vault's goals (issue 4): 2 workers, SQLite; throughput at saturation (64 connections).
-VAULT_GOALS = ((NT_READ, 5000.0), ("POST /cards", 1500.0))
+# The vault's goals (issue 4): 2 workers, SQLite; throughput at saturation (64 connections),
+# where one is set, and p99 for each endpoint the issue names.
+VAULT_GOALS: tuple[tuple[str, float | None], ...] = (
+    (NT_READ, 5000.0),
+    ("POST /cards", 1500.0),
+    (NT_WRITE, None),
+)
 VAULT_P99_MS = 50.0
 
 ERROR_FIELDS = ("errors_status", "errors_connect", "errors_read", "errors_write", "errors_timeout")
@@ -504,15 +510,8 @@ def measure_network_tokens(
     path = f"/network-tokens/{pan_alias}"
     check_get(server.url + path, headers, "network_token_last4")
     results = [
-        measure(
-            ctx,
-            server,
-            "POST /network-tokens",
-            "/network-tokens",
-            CARDS_LUA,
-            max(VAULT_CONNECTIONS),
-            token,
-        )
+        measure(ctx, server, NT_WRITE, "/network-tokens", CARDS_LUA, connections, token)
+        for connections in VAULT_CONNECTIONS
     ]
     for connections in VAULT_CONNECTIONS:
         results.append(measure(ctx, server, NT_READ, path, BEARER_LUA, connections, token))
@@ -596,10 +595,11 @@ def vault_goals(results: list[Result]) -> list[str]:
             lines.append(f"- {endpoint}: not measured: MISS")
             continue
         rps = row.fields["rps"]
-        lines.append(
-            f"- {endpoint} ≥ {goal:,.0f} req/s ({row.connections} connections): "
-            f"{rps:,.0f} → {verdict(rps >= goal and row.errors == 0)}"
-        )
+        if goal is not None:
+            lines.append(
+                f"- {endpoint} ≥ {goal:,.0f} req/s ({row.connections} connections): "
+                f"{rps:,.0f} → {verdict(rps >= goal and row.errors == 0)}"
+            )
         for connections in VAULT_CONNECTIONS:
             at = find(results, endpoint, connections)
             if at is not None:

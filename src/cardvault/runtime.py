@@ -192,7 +192,7 @@ class Runtime:
         try:
             while True:
                 try:
-                    if busy or probe.changed():
+                    if busy or probe.changed() or worker.due():
                         busy = await asyncio.to_thread(worker.step)
                 except Exception:
                     log.exception("bulk enrolment step failed; will retry")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from cardvault.cards import services as cards
 from cardvault.crypto.pan import InvalidPan, Pan
 from cardvault.network_tokens import services as network_tokens
 from cardvault.networks.simulator import provider_for
+from cardvault.store.db import Database
 from cardvault.store.paging import Cursor, InvalidCursor
 from cardvault.web.errors import Unprocessable
 
@@ -138,68 +140,87 @@ async def enroll(
 ) -> tuple[int, bytes]:
     """Enrolment behind ``POST /cards`` (and its fast path): the status and JSON body."""
     runtime = caller.runtime
-    pan = _pan(body.pan)
-    expiry = cards.normalize_expiry(body.exp_month, body.exp_year, dt.date.today())
+    pan, expiry = valid_card(body)
     holder = body.holder_info.model_dump(exclude_none=True) if body.holder_info else None
     idem = IdempotentRequest.of(
         runtime.hasher, caller.vault_id, idempotency_key, "POST /cards", body.model_dump_json()
     )
-    cipher = runtime.vault_keys.cipher(caller.vault_id)
-    fingerprint = runtime.vault_keys.fingerprinter(caller.org_id).digest(pan)
     for attempt in (1, 2):  # a concurrent twin (same PAN or key) wins once; then we read it
         # Read first: replays and known PANs need no write lock.
-        replay, existing = await runtime.run_db(_look_up, caller, idem, fingerprint)
+        replay = await runtime.run_db(replay_of, runtime.db, idem)
         if replay is not None:
             return replay.status, replay.body
-        card = existing or cards.new_card(
-            vault_id=caller.vault_id,
-            org_id=caller.org_id,
-            pan=pan,
-            expiry=expiry,
-            holder_info=holder,
-            cipher=cipher,
-            fingerprint=fingerprint,
-        )
+        enrolment = await runtime.run_db(prepare_enrolment, caller, pan, expiry, holder)
         try:
-            return await runtime.writes.write(
-                partial(_store, caller, idem, card, expiry, created=existing is None)
-            )
+            return await runtime.writes.write(partial(_store, caller, idem, enrolment))
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _look_up(
-    caller: VaultCaller, idem: IdempotentRequest | None, fingerprint: bytes
-) -> tuple[Replay | None, cards.CardRecord | None]:
-    db = caller.runtime.db
+def valid_card(body: CardIn) -> tuple[Pan, cards.Expiry]:
+    """The PAN and the normalised expiry of a card to enrol, or a 422."""
+    return _pan(body.pan), cards.normalize_expiry(body.exp_month, body.exp_year, dt.date.today())
+
+
+def replay_of(db: Database, idem: IdempotentRequest | None) -> Replay | None:
+    """The stored answer to this idempotent request, if it was made before."""
     if idem is None:
-        return None, cards.find_by_pan(db, caller.vault_id, fingerprint)
+        return None
     with db.engine.connect() as conn:
-        replay = idem.replay(conn)
-    return replay, cards.find_by_pan(db, caller.vault_id, fingerprint)
+        return idem.replay(conn)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """An enrolment made ready without writing: the vault's card of the PAN, or a new
+    one (its PAN encrypted), and the expiry the write will give it."""
+
+    card: cards.CardRecord
+    pan: Pan
+    expiry: cards.Expiry
+    created: bool
+
+
+def prepare_enrolment(
+    caller: VaultCaller, pan: Pan, expiry: cards.Expiry, holder: dict[str, Any] | None
+) -> Enrolment:
+    vault_keys = caller.runtime.vault_keys
+    fingerprint = vault_keys.fingerprinter(caller.org_id).digest(pan)
+    existing = cards.find_by_pan(caller.runtime.db, caller.vault_id, fingerprint)
+    card = existing or cards.new_card(
+        vault_id=caller.vault_id,
+        org_id=caller.org_id,
+        pan=pan,
+        expiry=expiry,
+        holder_info=holder,
+        cipher=vault_keys.cipher(caller.vault_id),
+        fingerprint=fingerprint,
+    )
+    return Enrolment(card, pan, expiry, created=existing is None)
+
+
+def store_enrolment(caller: VaultCaller, enrolment: Enrolment, conn: Connection) -> int:
+    """Write an enrolment in the caller's transaction; its status (201 or 200)."""
+    card = enrolment.card
+    if enrolment.created:
+        cards.insert_card(conn, card)
+    else:
+        cards.extend_expiry(conn, card, enrolment.expiry)
+    action = "card.create" if enrolment.created else "card.match"
+    write_audit(conn, _audit(caller, action, card.id))
+    return 201 if enrolment.created else 200
 
 
 def _store(
-    caller: VaultCaller,
-    idem: IdempotentRequest | None,
-    card: cards.CardRecord,
-    expiry: cards.Expiry,
-    conn: Connection,
-    *,
-    created: bool,
+    caller: VaultCaller, idem: IdempotentRequest | None, enrolment: Enrolment, conn: Connection
 ) -> tuple[int, bytes]:
     """The write of one enrolment (one savepoint of a shared transaction)."""
-    if created:
-        cards.insert_card(conn, card)
-    else:
-        cards.extend_expiry(conn, card, expiry)
-    status = 201 if created else 200
-    payload = _json(card_out(card))
+    status = store_enrolment(caller, enrolment, conn)
+    payload = _json(card_out(enrolment.card))
     if idem:
         idem.remember(conn, status, payload)
-    write_audit(conn, _audit(caller, "card.create" if created else "card.match", card.id))
     return status, payload
 
 

@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from cardvault.accounts.scopes import satisfies
-from cardvault.api.cards import CardIn, enroll
-from cardvault.api.idempotency import IdempotentRequest
+from cardvault.api.cards import (
+    CardIn,
+    Enrolment,
+    prepare_enrolment,
+    replay_of,
+    store_enrolment,
+    valid_card,
+)
+from cardvault.api.idempotency import IdempotentRequest, Replay
 from cardvault.api.vault import VaultCaller, vault_caller
 from cardvault.audit import AuditRecord, write_audit
 from cardvault.cards import services as cards
 from cardvault.crypto.envelope import VaultCipher
+from cardvault.crypto.pan import Pan
 from cardvault.network_tokens import services as tokens
+from cardvault.network_tokens.bulk import (
+    LIVE_TOKEN,
+    Provisioning,
+    TokenPlan,
+    plan_tokens,
+    store_tokens,
+)
+from cardvault.networks.provider import ProviderError
 from cardvault.networks.simulator import provider_for
 from cardvault.store.models import Card
 from cardvault.store.paging import Cursor, InvalidCursor
@@ -99,28 +117,28 @@ def _audit(caller: VaultCaller, action: str, target_id: str | None, **details: A
     return caller.record(action, "network_token", target_id, **details)
 
 
-def _card_for(session: Session, caller: VaultCaller, body: NetworkTokenIn) -> Card:
-    key = body.card_id or body.pan_alias
-    assert key is not None
-    return cards.get_card(session, caller.vault_id, key)
-
-
-async def _enrol_first(caller: VaultCaller, body: NetworkTokenIn) -> str:
-    """For ``{pan, …}``: enrol the card (needs cards:write too) and return its id."""
+def _card_to_enrol(caller: VaultCaller, body: NetworkTokenIn) -> tuple[Pan, cards.Expiry] | None:
+    """For ``{pan, …}``: the PAN and expiry of the card to enrol first (the caller needs
+    cards:write too)."""
+    if not body.pan or body.card_id or body.pan_alias:
+        return None
     if not satisfies(caller.principal.scopes, "cards:write"):
         raise InsufficientScope("cards:write")
     if body.exp_month is None or body.exp_year is None:
         raise Unprocessable("exp_month and exp_year are required with pan")
-    card = CardIn(pan=body.pan or "", exp_month=body.exp_month, exp_year=body.exp_year)
-    _status, payload = await enroll(caller, card, None)
-    return str(orjson.loads(payload)["id"])
+    return valid_card(CardIn(pan=body.pan, exp_month=body.exp_month, exp_year=body.exp_year))
 
 
 @router.post("", status_code=201)
 async def provision(
     body: NetworkTokenIn, caller: Writer, idempotency_key: Annotated[str | None, Header()] = None
 ) -> Response:
-    """Provision the card's network token; a card with a live token returns it (200)."""
+    """Provision the card's network token; a card with a live token returns it (200).
+
+    As ``POST /cards``: what needs no write lock (the card, its live token, the
+    network's answer, the new token's record and event) is made first, and only the
+    writes join the worker's group commit; with a PAN, the card's enrolment is in the
+    same write."""
     runtime = caller.runtime
     idem = IdempotentRequest.of(
         runtime.hasher,
@@ -129,50 +147,104 @@ async def provision(
         "POST /network-tokens",
         body.model_dump_json(),
     )
-    if body.pan and not (body.card_id or body.pan_alias):
-        body = body.model_copy(update={"card_id": await _enrol_first(caller, body), "pan": None})
+    to_enrol = _card_to_enrol(caller, body)
     cipher = runtime.vault_keys.cipher(caller.vault_id)
-    for attempt in (1, 2):
+    for attempt in (1, 2):  # a concurrent twin (same card or key) wins once; then we read it
+        prepared = await runtime.run_db(_prepare, caller, body, idem, cipher, to_enrol)
+        if isinstance(prepared, Replay):
+            return Response(prepared.body, prepared.status, media_type="application/json")
         try:
-            return await runtime.run_db(_provision, caller, body, idem, cipher)
+            answer = await runtime.writes.write(partial(_store, caller, idem, prepared))
         except IntegrityError:
             if attempt == 2:
                 raise
+            continue
+        if isinstance(answer, ProviderError):  # the card was enrolled all the same
+            raise answer
+        status, payload = answer
+        return Response(payload, status, media_type="application/json")
     raise AssertionError("unreachable")
 
 
-def _provision(
+@dataclass(frozen=True)
+class _Provision:
+    """A provisioning made ready outside the write lock."""
+
+    enrolment: Enrolment | None  # the card to enrol first (``{pan, …}``)
+    card: Any  # a row of the card, or the card to enrol
+    live: Any | None  # its live token when read, if it had one
+    plan: TokenPlan | None  # otherwise, the new token's plan
+    refusal: ProviderError | None = None  # the network's, for a card enrolled anyway
+
+
+def _prepare(
     caller: VaultCaller,
     body: NetworkTokenIn,
     idem: IdempotentRequest | None,
     cipher: VaultCipher,
-) -> Response:
-    with caller.runtime.db.transaction() as session:
-        replay = idem.replay(session.connection()) if idem else None
-        if replay is not None:
-            return Response(replay.body, replay.status, media_type="application/json")
-        card = _card_for(session, caller, body)
+    to_enrol: tuple[Pan, cards.Expiry] | None,
+) -> Replay | _Provision:
+    """Reads only: a replay, or the card's live token, or the plan of a new one (the
+    network has answered; a refusal of a card already enrolled is raised here, before
+    anything is written)."""
+    db = caller.runtime.db
+    replay = replay_of(db, idem)
+    if replay is not None:
+        return replay
+    pan: Pan | None = None
+    enrolment: Enrolment | None = None
+    if to_enrol is not None:
+        enrolment = prepare_enrolment(caller, *to_enrol, None)
+        card, pan, expiry = enrolment.card, enrolment.pan, enrolment.expiry
+    else:
+        key = body.card_id or body.pan_alias
+        assert key is not None
+        card = cards.read_card(db, caller.vault_id, key)
         expiry = cards.normalize_expiry(
             body.exp_month or card.exp_month, body.exp_year or card.exp_year, dt.date.today()
         )
-        token, created = tokens.provision(
-            session,
-            provider_for(card.brand),
-            card,
-            cipher,
-            exp_month=expiry.month,
-            exp_year=expiry.year,
-            cvc=body.cvc,
-        )
-        status = 201 if created else 200
-        response = _json(token_out(token, card), status)
-        if idem:
-            idem.remember(session.connection(), status, bytes(response.body))
-        write_audit(
-            session,
-            _audit(caller, "network_token.provision", token.id, state=token.state, card_id=card.id),
-        )
-    return response
+    new_card = enrolment is not None and enrolment.created
+    live = None if new_card else LIVE_TOKEN.first(db, {"card_id": card.id})
+    if live is not None:
+        return _Provision(enrolment, card, live, None)
+    item = Provisioning(card, expiry.month, expiry.year, pan=pan, cvc=body.cvc)
+    plan = plan_tokens(db, provider_for, [item], cipher, {})
+    refusal = plan.results[0]
+    if not isinstance(refusal, ProviderError):
+        return _Provision(enrolment, card, None, plan)
+    if enrolment is None:
+        raise refusal
+    return _Provision(enrolment, card, None, None, refusal)
+
+
+def _store(
+    caller: VaultCaller, idem: IdempotentRequest | None, ready: _Provision, conn: Connection
+) -> tuple[int, bytes] | ProviderError:
+    """The write of one provisioning (one savepoint of a shared transaction); the
+    network's refusal of a card enrolled here is returned, not raised, so that the
+    enrolment is kept."""
+    if ready.enrolment is not None:
+        store_enrolment(caller, ready.enrolment, conn)
+    if ready.refusal is not None:
+        return ready.refusal
+    token: Any = ready.live
+    created = False
+    if ready.plan is not None:
+        token = LIVE_TOKEN.first(conn, {"card_id": ready.card.id})  # a twin's, meanwhile
+        if token is None:
+            result = store_tokens(conn, ready.plan)[0]
+            if isinstance(result, ProviderError):  # a network asked only now refused
+                return result
+            token, created = result
+    status = 201 if created else 200
+    payload = orjson.dumps(token_out(token, ready.card))
+    if idem:
+        idem.remember(conn, status, payload)
+    record = _audit(
+        caller, "network_token.provision", token.id, state=token.state, card_id=ready.card.id
+    )
+    write_audit(conn, record)
+    return status, payload
 
 
 @router.get("")

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from cardvault.bulk.jobs import ACTIVE_STATES, COMPLETED, RUNNING
+from cardvault.store.direct import Direct
 from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 
@@ -32,27 +33,27 @@ _ACTIVE = _JOBS.c.state.in_(ACTIVE_STATES)
 _UNPROCESSED = (_ROWS.c.job_id == bindparam("b_job"), _ROWS.c.state.is_(None))
 _UNCLAIMED = or_(_ROWS.c.claimed_until.is_(None), _ROWS.c.claimed_until <= bindparam("b_now"))
 # Prebuilt statements: building one costs more than running it.
-_CANDIDATES = (
+_CANDIDATES = Direct(
     select(_JOBS.c.id)
     .where(_JOBS.c.id.in_(bindparam("b_ids", expanding=True)), _ACTIVE)
     .order_by(_JOBS.c.served_at.asc().nulls_first(), _JOBS.c.created_at)
 )
-_LOCK_JOB = select(_JOBS).where(_JOBS.c.id == bindparam("b_job"), _ACTIVE).with_for_update()
-_CLAIMABLE = (
+_LOCK_JOB = Direct(select(_JOBS).where(_JOBS.c.id == bindparam("b_job"), _ACTIVE).with_for_update())
+_CLAIMABLE = Direct(
     select(_ROWS.c.row)
     .where(*_UNPROCESSED, _UNCLAIMED)
     .order_by(_ROWS.c.row)
     .limit(bindparam("b_limit"))
 )
 # The rows _CLAIMABLE found are all the claimable rows between its first and last.
-_TAKE = (
+_TAKE = Direct(
     update(_ROWS)
     .where(
         *_UNPROCESSED, _UNCLAIMED, _ROWS.c.row.between(bindparam("b_first"), bindparam("b_last"))
     )
     .values(claimed_until=bindparam("b_until"))
 )
-_SERVE = (
+_SERVE = Direct(
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("b_job"))
     .values(
@@ -61,8 +62,8 @@ _SERVE = (
         started_at=func.coalesce(_JOBS.c.started_at, bindparam("b_now")),
     )
 )
-_ANY_UNPROCESSED = select(_ROWS.c.row).where(*_UNPROCESSED).limit(1)
-_CLOSE = (
+_ANY_UNPROCESSED = Direct(select(_ROWS.c.row).where(*_UNPROCESSED).limit(1))
+_CLOSE = Direct(
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("b_job"))
     .values(state=COMPLETED, finished_at=bindparam("b_now"), served_at=bindparam("b_now"))
@@ -83,7 +84,7 @@ class Claim:
 def lock_active_job(conn: Connection, job_id: str) -> Any:
     """The job's row if it is still active, locked until the end of the transaction
     (PostgreSQL: ``FOR UPDATE``; on SQLite the write lock is the database's)."""
-    return conn.execute(_LOCK_JOB, {"b_job": job_id}).first()
+    return _LOCK_JOB.first(conn, {"b_job": job_id})
 
 
 def claim_rows(
@@ -94,18 +95,18 @@ def claim_rows(
     A job found without unprocessed rows is closed (its counters say otherwise only
     if rows were lost; closing it anyway keeps it from being served for ever)."""
     now = utcnow()
-    candidates: Sequence[str] = conn.scalars(_CANDIDATES, {"b_ids": list(job_ids)}).all()
+    candidates = [found.id for found in _CANDIDATES.all(conn, {"b_ids": list(job_ids)})]
     for job_id in candidates:
         job = lock_active_job(conn, job_id)
         if job is None:
             continue
         params = {"b_job": job_id, "b_now": now}
-        rows: list[int] = list(conn.scalars(_CLAIMABLE, {**params, "b_limit": limit}))
+        rows = [found.row for found in _CLAIMABLE.all(conn, {**params, "b_limit": limit})]
         if rows:
             span = {"b_first": rows[0], "b_last": rows[-1], "b_until": now + lease}
-            conn.execute(_TAKE, {**params, **span})
-            conn.execute(_SERVE, params)
+            _TAKE.execute(conn, [{**params, **span}])
+            _SERVE.execute(conn, [params])
             return Claim(job.id, job.vault_id, job.org_id, job.client_id, tuple(rows))
-        if conn.execute(_ANY_UNPROCESSED, params).first() is None:
-            conn.execute(_CLOSE, params)
+        if _ANY_UNPROCESSED.first(conn, params) is None:
+            _CLOSE.execute(conn, [params])
     return None

@@ -26,6 +26,7 @@ from cardvault.crypto.envelope import Fingerprinter, VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.network_tokens.bulk import Provisioning, TokenPlan, live_tokens, plan_tokens
 from cardvault.network_tokens.services import ProviderFor
+from cardvault.store.direct import Direct
 from cardvault.store.models import Base
 
 FAILED_ROW = "FAILED"
@@ -33,11 +34,11 @@ NO_CARD = "no card with this pan_alias in the vault"
 
 _CARDS = Base.metadata.tables["cards"]
 _IN_VAULT = _CARDS.c.vault_id == bindparam("b_vault")
-_CARDS_BY_ALIAS = select(_CARDS).where(
-    _IN_VAULT, _CARDS.c.pan_alias.in_(bindparam("b_aliases", expanding=True))
+_CARDS_BY_ALIAS = Direct(
+    select(_CARDS).where(_IN_VAULT, _CARDS.c.pan_alias.in_(bindparam("b_aliases", expanding=True)))
 )
-_CARDS_BY_PRINT = select(_CARDS).where(
-    _IN_VAULT, _CARDS.c.fingerprint.in_(bindparam("b_prints", expanding=True))
+_CARDS_BY_PRINT = Direct(
+    select(_CARDS).where(_IN_VAULT, _CARDS.c.fingerprint.in_(bindparam("b_prints", expanding=True)))
 )
 
 
@@ -84,11 +85,11 @@ def read_snapshot(
     by_print: dict[bytes, Any] = {}
     aliases = sorted({r.pan_alias for r in rows if r.pan_alias})
     if aliases:
-        found = conn.execute(_CARDS_BY_ALIAS, {"b_vault": vault_id, "b_aliases": aliases})
+        found = _CARDS_BY_ALIAS.all(conn, {"b_vault": vault_id, "b_aliases": aliases})
         by_alias = {card.pan_alias: card for card in found}
     if prints:
         wanted = sorted(set(prints.values()))
-        found = conn.execute(_CARDS_BY_PRINT, {"b_vault": vault_id, "b_prints": wanted})
+        found = _CARDS_BY_PRINT.all(conn, {"b_vault": vault_id, "b_prints": wanted})
         by_print = {card.fingerprint: card for card in found}
     ids = sorted({c.id for c in by_alias.values()} | {c.id for c in by_print.values()})
     live = live_tokens(conn, ids)
@@ -121,7 +122,7 @@ class _Cards:
     def _existing(self, row: Any) -> cards.CardRecord:
         card = self.objects.get(row.id)
         if card is None:
-            card = self.objects[row.id] = cards.CardRecord(**row._mapping)
+            card = self.objects[row.id] = cards.CardRecord(**row._asdict())
         return card
 
     def by_alias(self, alias: str) -> cards.CardRecord:
@@ -191,5 +192,5 @@ def make_plan(
     found, today = _Cards(keys, snapshot), dt.date.today()
     results = [_row_result(found, r, pans.get(r.row), prints.get(r.row), today) for r in rows]
     items = [p for p in results if isinstance(p, Provisioning)]
-    tokens = plan_tokens(session, provider_for, items, keys.cipher, snapshot.live)
+    tokens = plan_tokens(session.connection(), provider_for, items, keys.cipher, snapshot.live)
     return Plan(snapshot, rows, results, list(found.new.values()), found.extensions, tokens)

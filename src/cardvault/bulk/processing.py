@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.bulk.claims import Claim, lock_active_job
@@ -31,6 +31,7 @@ from cardvault.crypto.pan import Pan
 from cardvault.network_tokens.bulk import Provisioned, store_tokens
 from cardvault.network_tokens.services import ProviderFor
 from cardvault.networks.provider import ProviderError
+from cardvault.store.direct import Direct
 from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 
@@ -43,7 +44,7 @@ _IN_SPAN = (
     _ROWS.c.row.between(bindparam("b_first"), bindparam("b_last")),
     _ROWS.c.state.is_(None),
 )
-_TO_PREPARE = (
+_TO_PREPARE = Direct(
     select(
         _ROWS.c.row,
         _ROWS.c.pan_alias,
@@ -57,8 +58,10 @@ _TO_PREPARE = (
     .where(*_IN_SPAN)
     .order_by(_ROWS.c.row)
 )
-_STILL_UNPROCESSED = select(_ROWS.c.row, _ROWS.c.pan_alias).where(*_IN_SPAN).order_by(_ROWS.c.row)
-_ADVANCE = (
+_STILL_UNPROCESSED = Direct(
+    select(_ROWS.c.row, _ROWS.c.pan_alias).where(*_IN_SPAN).order_by(_ROWS.c.row)
+)
+_ADVANCE = Direct(
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("b_job"))
     .values(
@@ -69,7 +72,7 @@ _ADVANCE = (
         finished_at=bindparam("b_finished"),
     )
 )
-_RECORD_RESULT = (
+_RECORD_RESULT = Direct(
     update(_ROWS)
     .where(_ROWS.c.job_id == bindparam("b_job"), _ROWS.c.row == bindparam("b_row"))
     .values(
@@ -107,11 +110,11 @@ class Prepared:
     plan: Plan
 
 
-def _unprocessed(conn: Connection, claim: Claim, query: Select[Any]) -> list[Any]:
+def _unprocessed(conn: Connection, claim: Claim, query: Direct) -> list[Any]:
     """The claim's rows that are still unprocessed, in row order."""
     span = {"b_job": claim.job_id, "b_first": claim.rows[0], "b_last": claim.rows[-1]}
     claimed = set(claim.rows)
-    return [row for row in conn.execute(query, span) if row.row in claimed]
+    return [row for row in query.all(conn, span) if row.row in claimed]
 
 
 def _reveal(keys: JobKeys, row: Any) -> Pan:
@@ -154,11 +157,11 @@ def _store(session: Session, plan: Plan) -> list[Outcome]:
     moved: dict[bytes, cards.CardRecord] = {}
     for fingerprint, expiry in plan.extensions:
         card = moved.get(fingerprint) or cards.CardRecord(
-            **plan.snapshot.by_print[fingerprint]._mapping
+            **plan.snapshot.by_print[fingerprint]._asdict()
         )
         cards.extend_expiry(conn, card, expiry)
         moved[fingerprint] = card
-    provisioned = iter(store_tokens(session, plan.tokens))
+    provisioned = iter(store_tokens(conn, plan.tokens))
     return [
         result if isinstance(result, Outcome) else _outcome(row, result.card, next(provisioned))
         for row, result in zip(plan.rows, plan.results, strict=True)
@@ -181,7 +184,7 @@ def _record(conn: Connection, job: Any, outcomes: Sequence[Outcome]) -> None:
         }
         for o in outcomes
     ]
-    conn.execute(_RECORD_RESULT, params)
+    _RECORD_RESULT.execute(conn, params)
     good = sum(1 for o in outcomes if o.code is None)
     processed = job.processed + len(outcomes)
     done = processed >= job.total
@@ -193,7 +196,7 @@ def _record(conn: Connection, job: Any, outcomes: Sequence[Outcome]) -> None:
         "b_state": COMPLETED if done else job.state,
         "b_finished": utcnow() if done else job.finished_at,
     }
-    conn.execute(_ADVANCE, counters)
+    _ADVANCE.execute(conn, [counters])
 
 
 def write_chunk(

@@ -60,6 +60,12 @@ class BulkWorker:
         self.chunk_rows = chunk_rows
         self.lease = lease
         self._cleaned_at = 0.0
+        self._look_again_at: float | None = None
+
+    def due(self) -> bool:
+        """Whether to look again though nothing was committed: claims of a worker that
+        died lapse silently."""
+        return self._look_again_at is not None and time.monotonic() >= self._look_again_at
 
     def _candidates(self) -> Sequence[str]:
         with self.db.engine.connect() as conn:
@@ -83,11 +89,16 @@ class BulkWorker:
             discard_stale_uploads(self.db, STALE_UPLOAD)
         job_ids = self._candidates()
         if not job_ids:
+            self._look_again_at = None
             return False
         with self.db.write_connection() as conn:
             claim = claim_rows(conn, job_ids, self.chunk_rows, self.lease)
         if claim is None:
+            # Active jobs whose rows left are all claimed: by a live worker, which will
+            # commit them; or by one that died, whose claims lapse within a lease.
+            self._look_again_at = time.monotonic() + self.lease.total_seconds()
             return False
+        self._look_again_at = None
         keys = self._keys(claim)
         try:
             self._chunk(keys, claim)

@@ -90,6 +90,10 @@ CARD_BY_KEY = Direct(
     )
 )
 INSERT_CARD = Direct(insert(Base.metadata.tables["cards"]))
+# Rows, not ORM objects: the same on a Session and on a Connection.
+_LIVE_TOKEN_OF_CARD = select(NetworkToken.__table__).where(
+    NetworkToken.live_card_id == bindparam("card_id")
+)
 
 
 def find_by_pan(db: Database, vault_id: str, fingerprint: bytes) -> CardRecord | None:
@@ -172,9 +176,7 @@ def extend_expiry(conn: Connection, card: AnyCard, expiry: Expiry) -> bool:
 def announce_update(db: Session | Connection, card: AnyCard) -> None:
     """Write ``card.updated`` (with the card's live token, if any) in the caller's
     transaction."""
-    token = db.execute(
-        select(NetworkToken).where(NetworkToken.live_card_id == card.id)
-    ).scalar_one_or_none()
+    token = db.execute(_LIVE_TOKEN_OF_CARD, {"card_id": card.id}).first()
     emit(db, "card.updated", card, token)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from cardvault.crypto import random_id
 from cardvault.events.errors import UnknownEvent
 from cardvault.events.models import EventName, document
+from cardvault.store.direct import Direct
 from cardvault.store.event_models import Event
 from cardvault.store.models import Base
 from cardvault.store.types import utcnow
@@ -24,6 +25,7 @@ _STATE_EVENTS: dict[str, EventName] = {
 }
 _EVENTS = Base.metadata.tables["events"]
 _INSERT = insert(_EVENTS)
+_INSERT_DIRECT = Direct(_INSERT)
 
 
 def event_for_state(state: str) -> EventName | None:
@@ -39,10 +41,9 @@ def emit(db: Session | Connection, name: EventName, card: Any, token: Any = None
     return str(row["id"])
 
 
-def store_events(db: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Write events made by :func:`event_row` (one multi-row INSERT, in order)."""
-    if rows:
-        db.execute(_INSERT, rows)
+def store_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write events made by :func:`event_row` in the caller's transaction, in order."""
+    _INSERT_DIRECT.execute(conn, rows)
 
 
 def event_row(name: EventName, card: Any, token: Any) -> dict[str, Any]:

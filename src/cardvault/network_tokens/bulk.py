@@ -7,9 +7,11 @@ and in two steps, so that the costly part runs before the caller takes the write
 - :func:`plan_tokens` asks each network once for its cards
   (:func:`cardvault.networks.batch.prepare`) and makes the new tokens' records and
   events, encrypted and serialised, without writing anything;
-- :func:`store_tokens` writes them with one multi-row INSERT per table, inside the
-  caller's write transaction, after the caller has checked that what the plan was
-  made from (the cards' live tokens) has not changed.
+- :func:`store_tokens` writes them, one statement per table, inside the caller's
+  write transaction, after the caller has checked that what the plan was made from
+  (the cards' live tokens) has not changed.
+
+``POST /network-tokens`` uses the same two steps for its one card.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select
-from sqlalchemy.orm import Session
 
 from cardvault.cards.services import reveal_pan
 from cardvault.crypto.envelope import VaultCipher
@@ -29,13 +30,15 @@ from cardvault.events import event_for_state, event_row, store_events
 from cardvault.network_tokens.services import ProviderFor, token_values
 from cardvault.networks import batch as network_batch
 from cardvault.networks.provider import ProviderError, ProvisionRequest, TokenServiceProvider
+from cardvault.store.direct import Direct, Source
 from cardvault.store.models import Base
 
 _TOKENS = Base.metadata.tables["network_tokens"]
-_INSERT_TOKENS = insert(_TOKENS)
-_LIVE_TOKENS = select(_TOKENS).where(
-    _TOKENS.c.live_card_id.in_(bindparam("b_cards", expanding=True))
+_INSERT_TOKENS = Direct(insert(_TOKENS))
+_LIVE_TOKENS = Direct(
+    select(_TOKENS).where(_TOKENS.c.live_card_id.in_(bindparam("b_cards", expanding=True)))
 )
+LIVE_TOKEN = Direct(select(_TOKENS).where(_TOKENS.c.live_card_id == bindparam("card_id")))
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Provisioning:
     exp_month: int
     exp_year: int
     pan: Pan | None = None
+    cvc: str | None = None  # passed to the network, never stored
 
 
 # A token (a stored row, or the record of a new one) and whether it is new; or the refusal.
@@ -67,11 +71,11 @@ class TokenPlan:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def live_tokens(conn: Connection | Session, card_ids: Sequence[str]) -> dict[str, Any]:
+def live_tokens(source: Source, card_ids: Sequence[str]) -> dict[str, Any]:
     """The live token row of each of these cards that has one, by card id."""
     if not card_ids:
         return {}
-    found = conn.execute(_LIVE_TOKENS, {"b_cards": list(card_ids)})
+    found = _LIVE_TOKENS.all(source, {"b_cards": list(card_ids)})
     return {row.live_card_id: row for row in found}
 
 
@@ -92,7 +96,7 @@ def _settle(plan: TokenPlan, index: int, outcome: network_batch.Outcome) -> None
 
 def _request(item: Provisioning, cipher: VaultCipher) -> ProvisionRequest:
     pan = item.pan if item.pan is not None else reveal_pan(item.card, cipher)
-    return ProvisionRequest(pan, item.exp_month, item.exp_year, None)
+    return ProvisionRequest(pan, item.exp_month, item.exp_year, item.cvc)
 
 
 def _groups(
@@ -117,7 +121,7 @@ def _groups(
 
 
 def plan_tokens(
-    session: Session,
+    source: Source,
     provider_for: ProviderFor,
     items: Sequence[Provisioning],
     cipher: VaultCipher,
@@ -128,7 +132,7 @@ def plan_tokens(
     plan = TokenPlan(items, cipher, [None] * len(items))
     for provider, indexes in _groups(plan, provider_for, live).values():
         requests = [_request(items[i], cipher) for i in indexes]
-        prepared = network_batch.prepare(session, provider, requests)
+        prepared = network_batch.prepare(source, provider, requests)
         plan.batches.append((prepared, indexes))
         for index, outcome in zip(indexes, prepared.outcomes, strict=True):
             if outcome is not None:
@@ -136,16 +140,15 @@ def plan_tokens(
     return plan
 
 
-def store_tokens(session: Session, plan: TokenPlan) -> list[Provisioned]:
+def store_tokens(conn: Connection, plan: TokenPlan) -> list[Provisioned]:
     """Write a plan (once) in the caller's write transaction; each item's
     ``(token, created)`` or refusal, in item order (a card given twice gets one token)."""
     for prepared, indexes in plan.batches:
-        for index, outcome in zip(indexes, network_batch.store(session, prepared), strict=True):
+        for index, outcome in zip(indexes, network_batch.store(conn, prepared), strict=True):
             if plan.results[index] is None:
                 _settle(plan, index, outcome)
-    if plan.tokens:
-        session.connection().execute(_INSERT_TOKENS, plan.tokens)
-    store_events(session.connection(), plan.events)
+    _INSERT_TOKENS.execute(conn, plan.tokens)
+    store_events(conn, plan.events)
     results: list[Provisioned] = []
     for index, item in enumerate(plan.items):
         result = plan.results[index]

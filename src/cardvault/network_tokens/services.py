@@ -1,7 +1,8 @@
-"""Provisioning and lifecycle of network tokens; plain values in, models out.
+"""Lifecycle of network tokens; plain values in, models out.
 
 The provider (a card network, or its simulator) is called inside the caller's
 transaction, so the platform's record and the network's state commit together.
+Provisioning is in :mod:`cardvault.network_tokens.bulk` (one card or many).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from cardvault.cards.services import reveal_pan
 from cardvault.crypto import random_id
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
@@ -23,7 +23,6 @@ from cardvault.networks.provider import (
     DELETED,
     FAILED,
     Cryptogram,
-    ProvisionRequest,
     TokenServiceProvider,
     TokenStatus,
 )
@@ -46,10 +45,6 @@ def _announce(session: Session, token: NetworkToken, card: Card, before: str | N
     name = event_for_state(token.state)
     if name is not None:
         emit(session, name, card, token)
-
-
-def live_token(session: Session, card_id: str) -> NetworkToken | None:
-    return session.scalar(select(NetworkToken).where(NetworkToken.live_card_id == card_id))
 
 
 def _status_fields(
@@ -93,36 +88,6 @@ def token_values(card: Any, status: TokenStatus, cipher: VaultCipher) -> dict[st
     }
     values["created_at"] = values["updated_at"]
     return values
-
-
-def new_token(card: Card, status: TokenStatus, cipher: VaultCipher) -> NetworkToken:
-    """The platform's record of a token the network just provisioned (not yet stored)."""
-    return NetworkToken(**token_values(card, status, cipher))
-
-
-def provision(
-    session: Session,
-    provider: TokenServiceProvider,
-    card: Card,
-    cipher: VaultCipher,
-    *,
-    exp_month: int,
-    exp_year: int,
-    cvc: str | None,
-) -> tuple[NetworkToken, bool]:
-    """The card's live token, provisioning one if it has none; and whether it is new."""
-    existing = live_token(session, card.id)
-    if existing is not None:
-        return existing, False
-    status = provider.provision(
-        session,
-        ProvisionRequest(reveal_pan(card, cipher), exp_month, exp_year, cvc),
-    )
-    token = new_token(card, status, cipher)
-    session.add(token)
-    session.flush()
-    _announce(session, token, card, None)
-    return token, True
 
 
 def get_token(session: Session, vault_id: str, key: str) -> NetworkToken:

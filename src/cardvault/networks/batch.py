@@ -17,25 +17,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from cardvault.networks.provider import (
+    NetworkUnavailable,
     ProviderError,
     ProvisionRequest,
     TokenServiceProvider,
     TokenStatus,
 )
 from cardvault.networks.simulator import NetworkSimulator
+from cardvault.store.direct import Direct, Source
 from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 
 Outcome = TokenStatus | ProviderError
+NUMBER_TRIES = 100  # random token numbers tried for one token before giving up
 _SIMULATED = Base.metadata.tables["simulated_tokens"]
-_INSERT = insert(_SIMULATED)
-_TAKEN = select(_SIMULATED.c.token_number).where(
-    _SIMULATED.c.network == bindparam("b_network"),
-    _SIMULATED.c.token_number.in_(bindparam("b_numbers", expanding=True)),
+_INSERT = Direct(insert(_SIMULATED))
+_TAKEN = Direct(
+    select(_SIMULATED.c.token_number).where(
+        _SIMULATED.c.network == bindparam("b_network"),
+        _SIMULATED.c.token_number.in_(bindparam("b_numbers", expanding=True)),
+    )
 )
 
 
@@ -51,30 +56,37 @@ class Batch:
 
 
 def _number_tokens(
-    session: Session,
+    source: Source,
     simulator: NetworkSimulator,
     rows: list[tuple[ProvisionRequest, dict[str, Any]]],
 ) -> None:
-    """Random token numbers for the rows, unique in the network (one query for all;
-    the unique constraint catches a number taken after this read)."""
-    for _request, row in rows:
-        row["token_number"] = simulator.profile.random_token_number()
-    numbers = [row["token_number"] for _request, row in rows]
-    params = {"b_network": simulator.network, "b_numbers": numbers}
-    taken: set[str] = set(session.connection().scalars(_TAKEN, params))
-    seen: set[str] = set()
-    for request, row in rows:
-        clash = row["token_number"] in taken or row["token_number"] in seen
-        if clash or row["token_number"] == request.pan.reveal():
-            row["token_number"] = simulator.new_token_number(session, request.pan)
-        seen.add(row["token_number"])
+    """Random token numbers for the rows, unique in the network and never the PAN (one
+    query per round; the unique constraint catches a number taken after this read)."""
+    todo, kept = rows, set[str]()
+    for _ in range(NUMBER_TRIES):
+        for _request, row in todo:
+            row["token_number"] = simulator.profile.random_token_number()
+        numbers = [row["token_number"] for _request, row in todo]
+        params = {"b_network": simulator.network, "b_numbers": numbers}
+        taken = {found.token_number for found in _TAKEN.all(source, params)}
+        clashes = []
+        for request, row in todo:
+            number = row["token_number"]
+            if number in taken or number in kept or number == request.pan.reveal():
+                clashes.append((request, row))
+            else:
+                kept.add(number)
+        if not clashes:
+            return
+        todo = clashes
+    raise NetworkUnavailable("the network could not allocate a token number")
 
 
 def prepare(
-    session: Session, provider: TokenServiceProvider, requests: Sequence[ProvisionRequest]
+    source: Source, provider: TokenServiceProvider, requests: Sequence[ProvisionRequest]
 ) -> Batch:
     """The batch of ``requests`` to ``provider``, with the simulators' answers; reads
-    the database only."""
+    the database only (``source``: the database, or a transaction)."""
     if not isinstance(provider, NetworkSimulator):
         return Batch(provider, requests, [None] * len(requests))
     now = utcnow()
@@ -88,7 +100,7 @@ def prepare(
             continue
         batch.outcomes.append(None)
     if made:
-        _number_tokens(session, provider, made)
+        _number_tokens(source, provider, made)
         batch.rows = [row for _request, row in made]
     stored = iter(batch.rows)
     batch.outcomes = [
@@ -97,18 +109,23 @@ def prepare(
     return batch
 
 
-def store(session: Session, batch: Batch) -> list[Outcome]:
+def store(conn: Connection, batch: Batch) -> list[Outcome]:
     """Store a prepared batch in the caller's transaction and ask the network for the
     answers still missing; each request's token status or refusal, in request order."""
-    if batch.rows:
-        session.connection().execute(_INSERT, batch.rows)
+    _INSERT.execute(conn, batch.rows)
     outcomes: list[Outcome] = []
+    session: Session | None = None
     for request, known in zip(batch.requests, batch.outcomes, strict=True):
         if known is not None:
             outcomes.append(known)
             continue
+        # A provider other than the simulators works through an ORM session (joining
+        # the caller's transaction).
+        session = session or Session(bind=conn)
         try:
             outcomes.append(batch.provider.provision(session, request))
         except ProviderError as error:
             outcomes.append(error)
+    if session is not None:
+        session.flush()
     return outcomes

@@ -37,43 +37,59 @@ Processor = Callable[[Any], Any] | None
 Statement = Select[Any] | UpdateBase
 
 
+Source = Database | Connection  # a database (its thread's reader) or a transaction
+
+
 class Direct:
     """A Core statement compiled once and executed on the DBAPI connection.
 
-    Statements with bound parameters must name them (``bindparam("key")``); expanding
-    ``IN`` parameters are not supported. An ``INSERT`` must be given every column that
-    has a Python-side default, since such defaults are SQLAlchemy's to apply.
+    Statements with bound parameters must name them (``bindparam("key")``). An
+    expanding ``IN`` parameter is compiled once per number of values given. An
+    ``INSERT`` must be given every column that has a Python-side default, since such
+    defaults are SQLAlchemy's to apply.
     """
 
     def __init__(self, statement: Statement) -> None:
         self.statement = statement
-        self._compiled: dict[tuple[int, tuple[str, ...]], _Compiled] = {}
+        self._compiled: dict[tuple[Any, ...], _Compiled] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ reads
 
-    def first(self, db: Database, params: Mapping[str, Any]) -> Any:
-        """The first row (a named tuple), or None."""
-        rows = self._read(db, params, one=True)
+    def first(self, source: Source, params: Mapping[str, Any]) -> Any:
+        """The first row (a named tuple), or None. Read with the database's reader of
+        the calling thread, or in a connection's transaction (seeing its own writes)."""
+        rows = self._read(source, params, one=True)
         return rows[0] if rows else None
 
-    def all(self, db: Database, params: Mapping[str, Any]) -> list[Any]:
-        """Every row, as named tuples."""
-        return self._read(db, params, one=False)
+    def all(self, source: Source, params: Mapping[str, Any]) -> list[Any]:
+        """Every row, as named tuples (see :meth:`first`)."""
+        return self._read(source, params, one=False)
 
-    def _read(self, db: Database, params: Mapping[str, Any], *, one: bool) -> list[Any]:
-        driver = db.direct_reader()
-        if driver is None:
-            with db.engine.connect() as conn:
-                result = conn.execute(self.statement, dict(params))
-                compiled = self._compile(conn.dialect, ())
-                found = [result.first()] if one else list(result)
-                return [compiled.row(tuple(r)) for r in found if r is not None]
-        compiled = self._compile(db.engine.dialect, ())
+    def _read(self, source: Source, params: Mapping[str, Any], *, one: bool) -> list[Any]:
+        if isinstance(source, Database):
+            driver = source.direct_reader()
+            if driver is None:
+                with source.engine.connect() as conn:
+                    return self._read_through(conn, params, one=one)
+            dialect = source.engine.dialect
+        else:
+            if source.dialect.name != "sqlite":
+                return self._read_through(source, params, one=one)
+            driver = _driver(source)
+            dialect = source.dialect
+        compiled = self._compile(dialect, (), params)
         cursor = driver.execute(compiled.sql, compiled.bind(params))
         raw = cursor.fetchmany(1) if one else cursor.fetchall()
         cursor.close()
         return [compiled.convert(r) for r in raw]
+
+    def _read_through(self, conn: Connection, params: Mapping[str, Any], *, one: bool) -> list[Any]:
+        """Read through SQLAlchemy (not SQLite): rows of the same named tuples."""
+        result = conn.execute(self.statement, dict(params))
+        found = [result.first()] if one else list(result)
+        compiled = self._compile(conn.dialect, (), {})
+        return [compiled.row(tuple(r)) for r in found if r is not None]
 
     # ------------------------------------------------------------------ writes
 
@@ -85,9 +101,8 @@ class Direct:
             conn.execute(self.statement, [dict(r) for r in rows])
             return
         keys = tuple(rows[0]) if isinstance(self.statement, Insert) else ()
-        compiled = self._compile(conn.dialect, keys)
-        driver = conn.connection.driver_connection
-        assert isinstance(driver, sqlite3.Connection)
+        compiled = self._compile(conn.dialect, keys, rows[0])
+        driver = _driver(conn)
         try:
             if len(rows) == 1:
                 driver.execute(compiled.sql, compiled.bind(rows[0]))
@@ -102,41 +117,92 @@ class Direct:
 
     # ------------------------------------------------------------------ compiling
 
-    def _compile(self, dialect: Dialect, insert_keys: tuple[str, ...]) -> _Compiled:
-        key = (id(dialect), insert_keys)
+    def _compile(
+        self, dialect: Dialect, insert_keys: tuple[str, ...], params: Mapping[str, Any]
+    ) -> _Compiled:
+        key: tuple[Any, ...] = (id(dialect), insert_keys)
         compiled = self._compiled.get(key)
         if compiled is None:
-            with self._lock:
-                compiled = self._compiled.get(key) or _Compiled(
-                    self.statement, dialect, insert_keys
-                )
-                self._compiled[key] = compiled
+            compiled = self._make(key, dialect, insert_keys, {})
+        if compiled.expanding:  # one compilation per number of values of each
+            sizes = tuple(
+                len(params[name] if name in params else compiled.defaults[name])
+                for name in compiled.expanding
+            )
+            key = (*key, sizes)
+            compiled = self._compiled.get(key) or self._make(
+                key, dialect, insert_keys, dict(zip(compiled.expanding, sizes, strict=True))
+            )
+        return compiled
+
+    def _make(
+        self,
+        key: tuple[Any, ...],
+        dialect: Dialect,
+        insert_keys: tuple[str, ...],
+        sizes: dict[str, int],
+    ) -> _Compiled:
+        with self._lock:
+            compiled = self._compiled.get(key) or _Compiled(
+                self.statement, dialect, insert_keys, sizes
+            )
+            self._compiled[key] = compiled
         return compiled
 
 
-class _Compiled:
-    """SQL text, parameter order and type conversions of one statement."""
+def _driver(conn: Connection) -> sqlite3.Connection:
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
 
-    def __init__(self, statement: Statement, dialect: Dialect, insert_keys: Iterable[str]):
+
+class _Compiled:
+    """SQL text, parameter order and type conversions of one statement (with
+    ``sizes`` values for each expanding parameter, when it has some)."""
+
+    def __init__(
+        self,
+        statement: Statement,
+        dialect: Dialect,
+        insert_keys: Iterable[str],
+        sizes: Mapping[str, int],
+    ):
         keys = list(insert_keys)
         compiler = statement.compile(dialect=dialect, column_keys=keys or None)
         assert isinstance(compiler, SQLCompiler)
         if isinstance(statement, Insert):
             _check_defaults(statement, keys)
-        self.sql = str(compiler)
         names = list(compiler.positiontup or ())
-        defaults = compiler.params
-        for name in names:
-            if compiler.binds[name].expanding:
-                raise ValueError(f"expanding parameter {name!r} is not supported")
-        self._binds: list[tuple[str, Any, Processor]] = [
-            (
-                name,
-                defaults.get(name),
-                compiler.binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+        binds = compiler.binds
+        self.expanding = tuple(name for name in names if binds[name].expanding)
+        defaults = self.defaults = compiler.params
+        self.sql = str(compiler)
+        # (parameter, position in its list or None, default, conversion)
+        self._binds: list[tuple[str, int | None, Any, Processor]] = []
+        if sizes:
+            if not sizes.keys() <= set(self.expanding):
+                raise ValueError(f"not expanding parameters: {set(sizes) - set(self.expanding)}")
+            placeholders = {name: defaults.get(name) for name in names if name not in sizes}
+            values = {name: [None] * size for name, size in sizes.items()}
+            expanded = statement.params({**placeholders, **values}).compile(
+                dialect=dialect,
+                column_keys=keys or None,
+                compile_kwargs={"render_postcompile": True},
             )
-            for name in names
-        ]
+            self.sql = str(expanded)
+            for name in expanded.positiontup or ():
+                if name in binds:
+                    process = _bind(binds[name], dialect)
+                    self._binds.append((name, None, defaults.get(name), process))
+                    continue
+                base, _, number = name.rpartition("_")  # the n-th value of a list
+                assert base in sizes, name
+                process = _bind(binds[base], dialect)
+                self._binds.append((base, int(number) - 1, defaults.get(base), process))
+        else:
+            self._binds = [
+                (name, None, defaults.get(name), _bind(binds[name], dialect)) for name in names
+            ]
         columns = getattr(statement, "selected_columns", None)
         labels = [c.key for c in columns] if columns is not None else []
         self._row: Any = namedtuple("Row", labels, rename=True)  # type: ignore[misc]
@@ -147,8 +213,10 @@ class _Compiled:
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         values = []
-        for name, default, process in self._binds:
+        for name, position, default, process in self._binds:
             value = params.get(name, default)
+            if position is not None:
+                value = value[position]
             values.append(value if process is None else process(value))
         return tuple(values)
 
@@ -163,6 +231,11 @@ class _Compiled:
     def row(self, values: tuple[Any, ...]) -> Any:
         """A row SQLAlchemy already converted."""
         return self._row._make(values)
+
+
+def _bind(bind: Any, dialect: Dialect) -> Processor:
+    processor: Processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor
 
 
 def _check_defaults(statement: Insert, keys: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -126,6 +127,68 @@ def test_provision_with_a_pan_enrols_first(server: Server, factory: Factory) -> 
         "POST", "/network-tokens", {"pan": random_pan(), "exp_month": 7, "exp_year": NEXT_YEAR}
     )
     assert refused.status_code == 403
+
+
+def test_a_pan_the_network_refuses_is_enrolled_all_the_same(api: Api) -> None:
+    """``{pan, …}`` enrols the card first: a refusal keeps the card and makes no token."""
+    response = api.call(
+        "POST", "/network-tokens", {"pan": DECLINED, "exp_month": 7, "exp_year": NEXT_YEAR}
+    )
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "declined"
+    assert [c["last4"] for c in api.call("GET", "/cards").json()["data"]] == [DECLINED[-4:]]
+    assert api.call("GET", "/network-tokens").json()["data"] == []
+
+
+def test_a_pan_already_enrolled_gets_its_card_and_its_live_token(api: Api) -> None:
+    pan = random_pan()
+    first = api.call("POST", "/network-tokens", {"pan": pan, "exp_month": 7, "exp_year": NEXT_YEAR})
+    later = {"pan": pan, "exp_month": 7, "exp_year": NEXT_YEAR + 1}
+    again = api.call("POST", "/network-tokens", later)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["card"]["expires_at"] == f"{NEXT_YEAR + 1}-07"  # moved forward
+    cards = api.call("GET", "/cards").json()["data"]
+    assert [(c["pan_alias"], c["expires_at"]) for c in cards] == [
+        (first.json()["pan_alias"], f"{NEXT_YEAR + 1}-07")
+    ]
+
+
+def test_a_later_expiry_of_a_tokenised_card_is_announced_with_its_token(
+    server: Server, factory: Factory
+) -> None:
+    api = Api(server, factory, scopes=["cards:write", "network-tokens:write", "webhooks:read"])
+    pan = random_pan()
+    token = api.provision(api.card(pan)).json()
+    again = api.call("POST", "/cards", {"pan": pan, "exp_month": 9, "exp_year": NEXT_YEAR + 1})
+    assert again.status_code == 200, again.text
+    assert again.json()["expires_at"] == f"{NEXT_YEAR + 1}-09"
+    events = api.call("GET", "/events?limit=100").json()["data"]
+    updated = [e["details"] for e in events if e["event"] == "card.updated"]
+    assert [(d["pan_alias"], d["network_token_last4"]) for d in updated] == [
+        (token["pan_alias"], token["network_token_last4"])
+    ]
+
+
+def test_concurrent_provisioning_keeps_one_token_per_card(api: Api) -> None:
+    """Requests arriving together share transactions; each card still gets one token,
+    created once and returned to its twins, by alias or by PAN."""
+    cards = [api.card() for _ in range(6)]
+    pans = [random_pan() for _ in range(6)]
+    by_pan = [{"pan": p, "exp_month": 7, "exp_year": NEXT_YEAR} for p in pans]
+    with ThreadPoolExecutor(max_workers=36) as pool:
+        by_alias = list(pool.map(api.provision, cards * 3))
+        enrolled = list(pool.map(lambda b: api.call("POST", "/network-tokens", b), by_pan * 3))
+    keys = [c["pan_alias"] for c in cards] * 3 + pans * 3
+    groups: dict[object, list[httpx.Response]] = {}
+    for key, answer in zip(keys, by_alias + enrolled, strict=True):
+        groups.setdefault(key, []).append(answer)
+    for twins in groups.values():
+        assert sorted(a.status_code for a in twins) == [200, 200, 201], [a.text for a in twins]
+        assert len({a.json()["id"] for a in twins}) == 1
+    listed = api.call("GET", "/network-tokens?limit=100").json()["data"]
+    assert len({t["id"] for t in listed}) == len(listed) == 12
+    assert len(api.call("GET", "/cards?limit=100").json()["data"]) == 12
 
 
 def test_lifecycle_and_cryptograms(api: Api) -> None:

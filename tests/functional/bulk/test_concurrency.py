@@ -20,14 +20,14 @@ from sqlalchemy import func, select, update
 
 from cardvault.bulk.claims import Claim
 from cardvault.bulk.csvfile import InputRow
-from cardvault.bulk.jobs import Owner, add_rows, create_job, queue_job
+from cardvault.bulk.jobs import ACTIVE_STATES, Owner, add_rows, create_job, queue_job
 from cardvault.bulk.plan import JobKeys
 from cardvault.bulk.processing import ChunkResult, Prepared, prepare_chunk, write_chunk
 from cardvault.crypto.pan import Pan
 from cardvault.keys.vault_keys import VaultKeys
 from cardvault.networks.simulator import provider_for
 from cardvault.store import Database, create_database
-from cardvault.store.bulk_models import BulkRow
+from cardvault.store.bulk_models import BulkJob, BulkRow
 from cardvault.store.types import utcnow
 from tests.conftest import BACKENDS, MakeServer
 from tests.factories import Factory
@@ -163,12 +163,23 @@ def test_a_cancelled_job_writes_nothing_it_had_prepared(
     assert bulk.results(chunks.claim.job_id)[1][2] == "CANCELLED"
 
 
-def _claimed_now(db: Database, job_id: str) -> int:
+def _most_claimed_at_once(db: Database, job_id: str) -> int:
+    """The most rows of the job seen claimed at one moment while it runs (sampled as
+    often as the database answers: a chunk's claim lives only while it is prepared)."""
+    state = select(BulkJob.state).where(BulkJob.id == job_id)
+    most, deadline = 0, time.monotonic() + 120
     with db.engine.connect() as conn:
-        query = select(func.count()).where(
-            BulkRow.job_id == job_id, BulkRow.state.is_(None), BulkRow.claimed_until > utcnow()
-        )
-        return int(conn.execute(query).scalar_one())
+        while time.monotonic() < deadline:
+            now = utcnow()
+            claimed = select(func.count()).where(
+                BulkRow.job_id == job_id, BulkRow.state.is_(None), BulkRow.claimed_until > now
+            )
+            most = max(most, int(conn.execute(claimed).scalar_one()))
+            active = conn.execute(state).scalar_one() in ACTIVE_STATES
+            conn.rollback()  # the next sample sees what was committed meanwhile
+            if not active:
+                return most
+    raise AssertionError(f"job {job_id} still running after 120 s")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -187,10 +198,7 @@ def test_two_workers_share_a_job_and_do_every_row_once(
     assert upload.status_code == 202, upload.text
     job_id = str(upload.json()["id"])
     db = create_database(server.database_url)
-    most = 0
-    while bulk.job(job_id)["state"] in ("queued", "running"):
-        most = max(most, _claimed_now(db, job_id))
-        time.sleep(0.002)
+    most = _most_claimed_at_once(db, job_id)
     db.dispose()
     assert most > chunk, "the two workers never held a chunk each at the same moment"
 
@@ -244,6 +252,32 @@ def test_a_lapsed_claim_is_taken_over_and_a_live_one_waits(
     counts = Counts(server, bulk.vault_id)
     assert (counts()["cards"], counts()["tokens"]) == (60, 60)
     counts.close()
+    db.dispose()
+    factory.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_claim_that_lapses_unnoticed_is_taken_over(make_server: MakeServer, backend: str) -> None:
+    """The worker that claimed the job's last rows died, and nothing else is committed
+    afterwards: the server still looks again once the claim has lapsed."""
+    server = make_server(backend, bulk_chunk_rows=10, bulk_poll_interval=0.05)
+    factory = Factory(server)
+    bulk = Bulk(server, factory)
+    db = create_database(server.database_url)
+    vault_keys = VaultKeys(db, factory.kek)
+    rows = [_pan_row(n, random_pan()) for n in range(1, 21)]
+    job_id = create_job(db, Owner(bulk.vault_id, bulk.client.org_id, bulk.client.client_id))
+    add_rows(db, job_id, rows, vault_keys.cipher(bulk.vault_id))
+    with db.write_connection() as conn:
+        conn.execute(
+            update(BulkRow)
+            .where(BulkRow.job_id == job_id)
+            .values(claimed_until=utcnow() + dt.timedelta(seconds=1))
+        )
+    queue_job(db, job_id, len(rows))  # the last commit: the server sees only claimed rows
+
+    job = bulk.wait(job_id, timeout=30)
+    assert (job["state"], job["processed"], job["succeeded"]) == ("completed", 20, 20)
     db.dispose()
     factory.close()
 

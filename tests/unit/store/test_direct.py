@@ -111,3 +111,50 @@ def test_an_insert_must_give_the_columns_sqlalchemy_would_default(databases: Dat
             Direct(insert(cards)).execute(conn, [{"id": "card_1"}])
     finally:
         db.dispose()
+
+
+def test_an_expanding_in_reads_what_sqlalchemy_reads_for_any_number_of_values(
+    db: Database,
+) -> None:
+    with db.write_connection() as conn:
+        conn.execute(insert(AUDIT), [_record(f"act.{n}", {"n": n}) for n in range(5)])
+    by_actions = select(AUDIT).where(
+        AUDIT.c.vault_id == bindparam("vault"),
+        AUDIT.c.action.in_(bindparam("actions", expanding=True)),
+    )
+    direct = Direct(by_actions.order_by(AUDIT.c.id))
+    for actions in ([], ["act.3"], ["act.0", "act.4", "nothing"], [f"act.{n}" for n in range(5)]):
+        params = {"vault": "vlt_1", "actions": actions}
+        with db.engine.connect() as conn:
+            expected = [tuple(r) for r in conn.execute(by_actions.order_by(AUDIT.c.id), params)]
+            in_transaction = [tuple(r) for r in direct.all(conn, params)]
+        assert [tuple(r) for r in direct.all(db, params)] == expected
+        assert in_transaction == expected
+        assert len(expected) == len(set(actions) - {"nothing"})
+
+
+def test_a_read_in_a_transaction_sees_its_uncommitted_writes(db: Database) -> None:
+    org = {"id": "org_t", "name": "t", "created_at": WHEN}
+    by_id = Direct(select(ORGS).where(ORGS.c.id == bindparam("id")))
+    with db.write_connection() as conn:
+        Direct(insert(ORGS)).execute(conn, [org])
+        assert by_id.first(conn, {"id": "org_t"}).name == "t"
+        assert by_id.first(db, {"id": "org_t"}) is None  # not committed yet
+    assert by_id.first(db, {"id": "org_t"}).name == "t"
+
+
+def test_an_in_list_given_in_the_statement_reads_like_sqlalchemy(db: Database) -> None:
+    with db.write_connection() as conn:
+        conn.execute(
+            insert(AUDIT),
+            [_record("listed", None, outcome=o) for o in ("success", "failure", "other")],
+        )
+    query = (
+        select(AUDIT.c.outcome)
+        .where(AUDIT.c.action == bindparam("action"), AUDIT.c.outcome.in_(["success", "failure"]))
+        .order_by(AUDIT.c.id)
+    )
+
+    found = Direct(query).all(db, {"action": "listed"})
+
+    assert [r.outcome for r in found] == ["success", "failure"]
