@@ -3,7 +3,9 @@
 Generates a CSV file of BENCH_BULK_ROWS (default 100,000) rows of new, valid Visa
 test cards (``pan`` column: each row enrols the card and provisions its token),
 uploads it to a fresh SQLite installation served by two workers, and while the job
-runs measures ``GET /network-tokens/{pan_alias}`` with wrk. Peak memory is each
+runs measures ``GET /network-tokens/{pan_alias}`` with wrk: interactive traffic at a
+steady pace (BENCH_BULK_PROBE_RPS, default 500 req/s; 0: as fast as wrk can, which
+measures how the two loads share the CPUs rather than the job). Peak memory is each
 server process's VmHWM (the kernel's high-water mark of its resident set).
 BENCH_BULK_CHUNK_ROWS sets the server's bulk_chunk_rows (default: the server's own).
 Writes bench/results/bulk.md.
@@ -49,6 +51,7 @@ from cardvault.crypto.pan import luhn_check_digit
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "bulk.md"
 WORKERS = 2
 PROBE_CONNECTIONS = 4
+DEFAULT_PROBE_RPS = 500
 GOAL_ROWS_PER_S = 2000.0
 GOAL_RSS_MB = 300.0
 GOAL_P99_MS = 100.0
@@ -59,6 +62,19 @@ def _whole_number(name: str, default: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise BenchError(f"{name} must be a positive whole number, not {raw!r}")
     return int(raw)
+
+
+def probe_rps() -> int:
+    """BENCH_BULK_PROBE_RPS: the interactive requests per second (0: unpaced)."""
+    raw = os.environ.get("BENCH_BULK_PROBE_RPS", str(DEFAULT_PROBE_RPS))
+    if not raw.isdigit():
+        raise BenchError(f"BENCH_BULK_PROBE_RPS must be a whole number, not {raw!r}")
+    return int(raw)
+
+
+def probe_delay_ms(rps: int) -> int:
+    """Each probe connection's pause before a request, for about ``rps`` in all."""
+    return 0 if rps == 0 else max(1, round(PROBE_CONNECTIONS * 1000 / rps))
 
 
 def bulk_rows() -> int:
@@ -110,16 +126,15 @@ def wait_for_job(client: Client, job_id: str) -> dict[str, Any]:
         time.sleep(0.5)
 
 
-def probe_during(url: str, token: str, seconds: int, out: dict[str, Any]) -> None:
+def probe_during(url: str, token: str, seconds: int, delay: int, out: dict[str, Any]) -> None:
+    env = {"CV_BEARER": token, "CV_DELAY_MS": str(delay)}
     try:
-        out["line"], out["fields"] = run_wrk(
-            url, BEARER_LUA, PROBE_CONNECTIONS, seconds, {"CV_BEARER": token}
-        )
+        out["line"], out["fields"] = run_wrk(url, BEARER_LUA, PROBE_CONNECTIONS, seconds, env)
     except BenchError as error:
         out["error"] = str(error)
 
 
-def measure(ctx: Context, rows: int, file: Path, chunk: str) -> list[str]:
+def measure(ctx: Context, rows: int, file: Path, chunk: str, rps: int) -> list[str]:
     with running_server(ctx.cardvault, ctx.env, WORKERS, ctx.data_dir) as server:
         account = vault_account(ctx, server)
         token = fetch_token(server.url, account)
@@ -147,14 +162,17 @@ def measure(ctx: Context, rows: int, file: Path, chunk: str) -> list[str]:
         token = fetch_token(server.url, account)  # fresh for the probe
         probe_out: dict[str, Any] = {}
         probe_url = f"{server.url}/network-tokens/{probe['pan_alias']}"
-        prober = threading.Thread(target=probe_during, args=(probe_url, token, expected, probe_out))
+        delay = probe_delay_ms(rps)
+        prober = threading.Thread(
+            target=probe_during, args=(probe_url, token, expected, delay, probe_out)
+        )
         prober.start()
         with Client(server.url, account["client_id"], account["client_secret"]) as client:
             job = wait_for_job(client, upload.json()["id"])
         total = time.monotonic() - started
         prober.join()
         peaks = peak_rss_mb(server.process.pid) if server.process else []
-    return report_lines(rows, chunk, job, uploaded, total, probe_out, peaks)
+    return report_lines(rows, chunk, rps, job, uploaded, total, probe_out, peaks)
 
 
 def _seconds(job: dict[str, Any]) -> float:
@@ -166,6 +184,7 @@ def _seconds(job: dict[str, Any]) -> float:
 def report_lines(
     rows: int,
     chunk: str,
+    rps: int,
     job: dict[str, Any],
     uploaded: float,
     total: float,
@@ -176,6 +195,7 @@ def report_lines(
     rate = rows / processing if processing else 0.0
     peak = max(peaks, default=0.0)
     p99 = probe["fields"]["p99_ms"] if "fields" in probe else float("nan")
+    pace = f"paced at about {rps:,} req/s" if rps else "as fast as wrk can"
 
     def verdict(ok: bool) -> str:
         return "PASS" if ok else "MISS"
@@ -188,7 +208,7 @@ def report_lines(
         f"- processing (started_at → finished_at): {processing:.1f} s = {rate:,.0f} rows/s",
         f"- end to end (upload start → job completed): {total:.1f} s = {rows / total:,.0f} rows/s",
         f"- peak RSS per server process (VmHWM): {', '.join(f'{p:.0f} MB' for p in peaks)}",
-        f"- GET /network-tokens/{{pan_alias}} meanwhile (wrk -c{PROBE_CONNECTIONS}): "
+        f"- GET /network-tokens/{{pan_alias}} meanwhile (wrk -c{PROBE_CONNECTIONS}, {pace}): "
         + (probe.get("line", probe.get("error", "not measured"))),
         "",
         "## Goals",
@@ -216,7 +236,7 @@ def main() -> int:
         file = data_dir / "cards.csv"
         say(f"  generating {rows:,} rows")
         write_file(file, rows)
-        lines = measure(ctx, rows, file, str(chunk or "the default"))
+        lines = measure(ctx, rows, file, str(chunk or "the default"), probe_rps())
         file.unlink()
     except BenchError as error:
         lines = [f"- ABORTED: {error}"]

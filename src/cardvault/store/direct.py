@@ -212,9 +212,17 @@ class _Compiled:
         self._plain = all(p is None for p in self._results)
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        get = params.get
+        if not self.expanding:  # the common case, kept short: it runs for every row
+            return tuple(
+                [
+                    get(name, default) if process is None else process(get(name, default))
+                    for name, _, default, process in self._binds
+                ]
+            )
         values = []
         for name, position, default, process in self._binds:
-            value = params.get(name, default)
+            value = get(name, default)
             if position is not None:
                 value = value[position]
             values.append(value if process is None else process(value))

@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -247,7 +248,17 @@ class NetworkToken(Base):
     """
 
     __tablename__ = "network_tokens"
-    __table_args__ = (Index("ix_network_tokens_vault_created", "vault_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_network_tokens_vault_created", "vault_id", "created_at", "id"),
+        # The settling worker looks for PENDING tokens twice a second: without this it
+        # would read every token of every vault each time.
+        Index(
+            "ix_network_tokens_pending",
+            "updated_at",
+            sqlite_where=text("state = 'PENDING'"),
+            postgresql_where=text("state = 'PENDING'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     vault_id: Mapped[str] = mapped_column(ForeignKey("vaults.id"))
