@@ -1,5 +1,5 @@
-"""A raw ASGI front for the three hottest vault calls: ``GET /network-tokens/{key}``,
-``GET /cards/{key}`` and ``POST /cards``.
+"""A raw ASGI front for the hottest vault calls: ``GET /network-tokens/{key}``,
+``GET /cards/{key}``, ``POST /cards`` and ``POST /network-tokens``.
 
 It runs the same functions as the FastAPI routes (token check, scope and vault
 binding, the read or the enrolment, the audit record), without Starlette's
@@ -7,7 +7,9 @@ middleware, routing and dependency solving, which cost about as much as the work
 itself on these calls. Only the successful answer is produced here: whenever a
 request is refused (no token, wrong scope, bad body, unknown card...) it is handed,
 body and all, to the FastAPI application, which answers it exactly as documented.
-Refusals happen before anything is written, so answering them there is safe.
+Refusals happen before anything is written, so answering them there is safe. The
+one exception, a network's refusal of a card ``POST /network-tokens`` has just
+enrolled, is answered here, as the application's handler would.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardvault.api.auth import verify_bearer
 from cardvault.api.cards import CardIn, enroll, read_card_json
-from cardvault.api.network_tokens import read_token_json
+from cardvault.api.network_tokens import NetworkTokenIn, provision_json, read_token_json
 from cardvault.api.vault import VaultCaller, bind_vault
 from cardvault.cards.errors import CardError
 from cardvault.network_tokens.errors import TokenNotFound
+from cardvault.networks.provider import ProviderError
 from cardvault.runtime import Runtime
-from cardvault.web.errors import ApiError
+from cardvault.web.errors import ApiError, provider_error_response
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,14 @@ async def _enroll(
     return await enroll(caller, CardIn.model_validate_json(body), headers.idempotency_key)
 
 
+async def _provision(
+    runtime: Runtime, scope: Scope, headers: Headers, body: bytes
+) -> tuple[int, bytes]:
+    caller = _caller(runtime, scope, headers, "network-tokens:write")
+    request = NetworkTokenIn.model_validate_json(body)
+    return await provision_json(caller, request, headers.idempotency_key)
+
+
 def _route(scope: Scope) -> Handler | None:
     path: str = scope["path"]
     method: str = scope["method"]
@@ -93,6 +104,8 @@ def _route(scope: Scope) -> Handler | None:
                 return handler
     elif method == "POST" and path == "/cards":
         return _enroll
+    elif method == "POST" and path == "/network-tokens":
+        return _provision
     return None
 
 
@@ -117,6 +130,9 @@ class FastPath:
             status, payload = await handler(self._runtime(), scope, headers, body)
         except REFUSED:
             await self.app(scope, _replay(body, receive), send)
+            return
+        except ProviderError as refusal:
+            await provider_error_response(refusal)(scope, receive, send)
             return
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])

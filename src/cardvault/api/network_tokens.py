@@ -133,12 +133,20 @@ def _card_to_enrol(caller: VaultCaller, body: NetworkTokenIn) -> tuple[Pan, card
 async def provision(
     body: NetworkTokenIn, caller: Writer, idempotency_key: Annotated[str | None, Header()] = None
 ) -> Response:
-    """Provision the card's network token; a card with a live token returns it (200).
+    """Provision the card's network token; a card with a live token returns it (200)."""
+    status, payload = await provision_json(caller, body, idempotency_key)
+    return Response(payload, status, media_type="application/json")
+
+
+async def provision_json(
+    caller: VaultCaller, body: NetworkTokenIn, idempotency_key: str | None
+) -> tuple[int, bytes]:
+    """``POST /network-tokens`` (and its fast path): the status and JSON body.
 
     As ``POST /cards``: what needs no write lock (the card, its live token, the
     network's answer, the new token's record and event) is made first, and only the
     writes join the worker's group commit; with a PAN, the card's enrolment is in the
-    same write."""
+    same write. A network's refusal is raised, after the enrolment was written."""
     runtime = caller.runtime
     idem = IdempotentRequest.of(
         runtime.hasher,
@@ -152,7 +160,7 @@ async def provision(
     for attempt in (1, 2):  # a concurrent twin (same card or key) wins once; then we read it
         prepared = await runtime.run_db(_prepare, caller, body, idem, cipher, to_enrol)
         if isinstance(prepared, Replay):
-            return Response(prepared.body, prepared.status, media_type="application/json")
+            return prepared.status, prepared.body
         try:
             answer = await runtime.writes.write(partial(_store, caller, idem, prepared))
         except IntegrityError:
@@ -161,8 +169,7 @@ async def provision(
             continue
         if isinstance(answer, ProviderError):  # the card was enrolled all the same
             raise answer
-        status, payload = answer
-        return Response(payload, status, media_type="application/json")
+        return answer
     raise AssertionError("unreachable")
 
 

@@ -108,6 +108,10 @@ async def bulk_error_handler(_request: Request, exc: Exception) -> Response:
 
 async def provider_error_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProviderError)
+    return provider_error_response(exc)
+
+
+def provider_error_response(exc: ProviderError) -> Response:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return error_response(exc.status, exc.code, exc.detail, headers)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -138,6 +139,28 @@ def test_a_pan_the_network_refuses_is_enrolled_all_the_same(api: Api) -> None:
     assert response.json()["errors"][0]["code"] == "declined"
     assert [c["last4"] for c in api.call("GET", "/cards").json()["data"]] == [DECLINED[-4:]]
     assert api.call("GET", "/network-tokens").json()["data"] == []
+
+
+@pytest.mark.parametrize("pan", [DECLINED, UNAVAILABLE])
+def test_a_refusal_after_enrolment_is_answered_alike_on_both_paths(api: Api, pan: str) -> None:
+    """Plain JSON takes the fast path; a charset parameter, the full application. A
+    refusal of a card enrolled by the request is answered, not retried, on both."""
+    body = json.dumps({"pan": pan, "exp_month": 7, "exp_year": NEXT_YEAR}).encode()
+    answers = [
+        httpx.post(
+            f"{api.server.url}/network-tokens",
+            content=body,
+            headers={**api.headers, "Content-Type": content_type},
+        )
+        for content_type in ("application/json", "application/json; charset=utf-8")
+    ]
+    fast, full = answers
+    assert fast.status_code == full.status_code and fast.json() == full.json()
+    assert fast.headers.get("retry-after") == full.headers.get("retry-after")
+    if pan == UNAVAILABLE:
+        assert int(fast.headers["retry-after"]) > 0
+    cards = api.call("GET", "/cards").json()["data"]
+    assert [c["last4"] for c in cards] == [pan[-4:]]  # enrolled once, matched once
 
 
 def test_a_pan_already_enrolled_gets_its_card_and_its_live_token(api: Api) -> None:
