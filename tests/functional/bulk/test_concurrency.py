@@ -214,6 +214,14 @@ def test_two_workers_share_a_job_and_do_every_row_once(
     factory.close()
 
 
+def _stored_job(db: Database, factory: Factory, bulk: Bulk, count: int) -> str:
+    """A job of ``count`` new-PAN rows, stored but not queued yet."""
+    rows = [_pan_row(n, random_pan()) for n in range(1, count + 1)]
+    job_id = create_job(db, Owner(bulk.vault_id, bulk.client.org_id, bulk.client.client_id))
+    add_rows(db, job_id, rows, VaultKeys(db, factory.kek).cipher(bulk.vault_id))
+    return job_id
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_lapsed_claim_is_taken_over_and_a_live_one_waits(
     make_server: MakeServer, backend: str
@@ -222,10 +230,7 @@ def test_a_lapsed_claim_is_taken_over_and_a_live_one_waits(
     factory = Factory(server)
     bulk = Bulk(server, factory)
     db = create_database(server.database_url)
-    vault_keys = VaultKeys(db, factory.kek)
-    rows = [_pan_row(n, random_pan()) for n in range(1, 61)]
-    job_id = create_job(db, Owner(bulk.vault_id, bulk.client.org_id, bulk.client.client_id))
-    add_rows(db, job_id, rows, vault_keys.cipher(bulk.vault_id))
+    job_id = _stored_job(db, factory, bulk, 60)
     now = utcnow()
     with db.write_connection() as conn:  # rows 1-20: a live claim; 21-40: one that lapsed
         for first, until in ((1, now + HOUR), (21, now - dt.timedelta(seconds=1))):
@@ -234,7 +239,7 @@ def test_a_lapsed_claim_is_taken_over_and_a_live_one_waits(
                 .where(BulkRow.job_id == job_id, BulkRow.row.between(first, first + 19))
                 .values(claimed_until=until)
             )
-    queue_job(db, job_id, len(rows))
+    queue_job(db, job_id, 60)
 
     deadline = time.monotonic() + 60
     while int(str(bulk.job(job_id)["processed"])) < 40:
@@ -264,17 +269,14 @@ def test_a_claim_that_lapses_unnoticed_is_taken_over(make_server: MakeServer, ba
     factory = Factory(server)
     bulk = Bulk(server, factory)
     db = create_database(server.database_url)
-    vault_keys = VaultKeys(db, factory.kek)
-    rows = [_pan_row(n, random_pan()) for n in range(1, 21)]
-    job_id = create_job(db, Owner(bulk.vault_id, bulk.client.org_id, bulk.client.client_id))
-    add_rows(db, job_id, rows, vault_keys.cipher(bulk.vault_id))
+    job_id = _stored_job(db, factory, bulk, 20)
     with db.write_connection() as conn:
         conn.execute(
             update(BulkRow)
             .where(BulkRow.job_id == job_id)
             .values(claimed_until=utcnow() + dt.timedelta(seconds=1))
         )
-    queue_job(db, job_id, len(rows))  # the last commit: the server sees only claimed rows
+    queue_job(db, job_id, 20)  # the last commit: the server sees only claimed rows
 
     job = bulk.wait(job_id, timeout=30)
     assert (job["state"], job["processed"], job["succeeded"]) == ("completed", 20, 20)
