@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ALLOWED_ALGS = ("ES256", "RS256")  # asymmetric only: never "none", never HMAC
+CHECKPOINT_INTERVAL = 0.1  # seconds between WAL checkpoints (SQLite)
 
 
 def prepare(settings: Settings) -> Database:
@@ -147,6 +148,7 @@ class Runtime:
             asyncio.create_task(self._settle_loop(), name="settle-pending-tokens"),
             asyncio.create_task(self._webhook_worker().run(), name="webhook-deliveries"),
             asyncio.create_task(self._bulk_loop(), name="bulk-enrolment"),
+            asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint"),
         ]
 
     def _webhook_worker(self) -> DeliveryWorker:
@@ -200,6 +202,17 @@ class Runtime:
                 await asyncio.sleep(settings.bulk_pause if busy else settings.bulk_poll_interval)
         finally:
             probe.close()
+
+    async def _checkpoint_loop(self) -> None:
+        """SQLite: copies the WAL into the database file, in a thread, every
+        CHECKPOINT_INTERVAL seconds, so that writers need not (see ``Database.checkpoint``)."""
+        while True:
+            try:
+                if await asyncio.to_thread(self.db.checkpoint) is None:
+                    return  # not SQLite, or no file
+            except Exception:
+                log.exception("WAL checkpoint failed; will retry")
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
 
     async def _flush_loop(self) -> None:
         while True:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.cards.errors import CardNotFound, InvalidCard
-from cardvault.crypto import random_id
+from cardvault.crypto import ordered_id, random_id
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.events import emit
@@ -121,7 +121,7 @@ def new_card(
     fingerprint: bytes,
 ) -> CardRecord:
     """A card not yet stored: the PAN encrypted and bound to the new card's id."""
-    card_id = random_id("card_")
+    card_id = ordered_id("card_")
     now = utcnow()
     return CardRecord(
         id=card_id,

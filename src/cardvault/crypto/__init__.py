@@ -18,6 +18,7 @@ from cardvault.crypto.secrets import (
     generate_client_secret,
     generate_token,
     generate_user_code,
+    ordered_id,
     random_id,
 )
 from cardvault.crypto.signing import KeyRing, SigningKeyMaterial, TokenInvalid, generate_signing_key
@@ -47,6 +48,7 @@ __all__ = [
     "luhn_check_digit",
     "luhn_valid",
     "new_data_key",
+    "ordered_id",
     "random_id",
     "unwrap_data_key",
     "verify_password",

@@ -27,17 +27,17 @@ def _require_digits(value: str) -> None:
         raise InvalidPan("must contain only digits")
 
 
+# Each digit's byte, as the digit and as the Luhn digit of its double (2 x 7 = 14: 5).
+_AS_DIGIT = bytes.maketrans(b"0123456789", bytes(range(10)))
+_AS_DOUBLED = bytes.maketrans(b"0123456789", bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]))
+
+
 def _luhn_sum(digits: str, *, double_first: bool) -> int:
     """Luhn sum from the rightmost digit; ``double_first`` doubles that digit."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = ord(char) - ord("0")
-        if (position % 2 == 0) == double_first:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total
+    backwards = digits.encode("ascii")[::-1]
+    first, second = backwards[0::2], backwards[1::2]
+    doubled, kept = (first, second) if double_first else (second, first)
+    return sum(doubled.translate(_AS_DOUBLED)) + sum(kept.translate(_AS_DIGIT))
 
 
 def luhn_valid(digits: str) -> bool:

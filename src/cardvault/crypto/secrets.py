@@ -12,6 +12,7 @@ import hmac
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterable
 
 SECRET_PREFIX = "cvs_"  # noqa: S105 (a prefix, not a secret)
@@ -44,6 +45,8 @@ class ClientSecret:
 
 _BASE32 = b"abcdefghijklmnopqrstuvwxyz234567"
 _TO_BASE32 = bytes(_BASE32[value % 32] for value in range(256))  # 256 = 8 x 32: uniform
+_SORTED_BASE32 = "234567abcdefghijklmnopqrstuvwxyz"  # the same symbols, in ASCII order
+TIME_CHARS = 9  # 45 bits of milliseconds: until the year 3084
 
 
 class _RandomBytes:
@@ -80,6 +83,27 @@ def random_id(prefix: str, length: int = 20) -> str:
     """An unguessable identifier such as ``org_3k9x…``: 5 random bits per character
     (lowercase base32, so only ``a-z`` and ``2-7``)."""
     return prefix + _random_bytes.take(length).translate(_TO_BASE32).decode("ascii")
+
+
+def ordered_id(prefix: str, random_chars: int = 16) -> str:
+    """An identifier like :func:`random_id` that sorts by creation time: the
+    millisecond in :data:`TIME_CHARS` characters, then ``random_chars`` random ones
+    (80 bits by default, so still unguessable).
+
+    For the rows written on every call (cards, tokens, events): a new key lands at
+    the end of its table's primary-key index rather than on a random page of it, so
+    a commit writes a few pages fewer per row."""
+    global _stamp
+    millis = time.time_ns() // 1_000_000
+    stamped, stamp = _stamp
+    if stamped != millis:  # many identifiers share a millisecond under load
+        stamp = "".join([_SORTED_BASE32[(millis >> shift) & 31] for shift in _SHIFTS])
+        _stamp = (millis, stamp)
+    return prefix + stamp + _random_bytes.take(random_chars).translate(_TO_BASE32).decode("ascii")
+
+
+_SHIFTS = tuple(range(5 * (TIME_CHARS - 1), -1, -5))
+_stamp = (0, "")  # the last millisecond encoded, and its characters
 
 
 def generate_token(nbytes: int = 32) -> str:

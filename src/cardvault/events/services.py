@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
-from cardvault.crypto import random_id
+from cardvault.crypto import ordered_id
 from cardvault.events.errors import UnknownEvent
 from cardvault.events.models import EventName, document
 from cardvault.store.direct import Direct
@@ -49,7 +49,7 @@ def store_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 def event_row(name: EventName, card: Any, token: Any) -> dict[str, Any]:
     """The stored form of an event, ready to insert (bulk enrolment makes its rows
     before it takes the write lock and stores them with :func:`store_events`)."""
-    event_id = random_id("evt_")
+    event_id = ordered_id("evt_")
     now = utcnow()
     return {
         "id": event_id,

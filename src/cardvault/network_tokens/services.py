@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from cardvault.crypto import random_id
+from cardvault.crypto import ordered_id
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.events import emit, event_for_state
@@ -75,7 +75,7 @@ def _apply(token: NetworkToken, status: TokenStatus, cipher: VaultCipher) -> Non
 def token_values(card: Any, status: TokenStatus, cipher: VaultCipher) -> dict[str, Any]:
     """The columns of the platform's record of a token the network just provisioned
     for ``card`` (a :class:`Card` or a row of one), for storing without ORM objects."""
-    token_id = random_id("ntk_")
+    token_id = ordered_id("ntk_")
     values = {
         "id": token_id,
         "vault_id": card.vault_id,

@@ -88,7 +88,7 @@ class NetworkProfile:
 
     def random_token_number(self) -> str:
         free = self.token_length - len(self.token_bin) - 1
-        body = self.token_bin + "".join(secrets.choice("0123456789") for _ in range(free))
+        body = self.token_bin + str(secrets.randbelow(10**free)).zfill(free)
         return body + luhn_check_digit(body)
 
     def payment_account_reference(self, pan: Pan) -> str:

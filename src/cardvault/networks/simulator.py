@@ -53,7 +53,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from cardvault.crypto import random_id
+from cardvault.crypto import ordered_id
 from cardvault.crypto.pan import Pan
 from cardvault.networks.iin import brand_of
 from cardvault.networks.profiles import (
@@ -153,7 +153,7 @@ class NetworkSimulator:
         card_expiry = (request.exp_month, request.exp_year)
         exp_month, exp_year = self.profile.token_expiry(card_expiry, now)
         return {
-            "id": random_id("sim_"),
+            "id": ordered_id("sim_"),
             "network": self.network,
             "state": ACTIVE if outcome is Outcome.APPROVED else PENDING,
             "token_number": None,
@@ -208,7 +208,7 @@ class NetworkSimulator:
         value = cryptogram_value(row.cryptogram_key, row.counter, fields)
         session.add(
             SimulatedCryptogram(
-                id=random_id("scr_"),
+                id=ordered_id("scr_"),
                 token_id=row.id,
                 digest=cryptogram_digest(value),
                 amount=amount,

@@ -10,12 +10,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
 class StoreError(Exception):
     """The database could not be reached or refused an operation."""
+
+
+# Writers copy the WAL back into the database file themselves (SQLite's automatic
+# checkpoint) only once it holds this many pages: in the server a background
+# checkpoint (:meth:`Database.checkpoint`) does it long before, outside the write lock.
+WRITER_CHECKPOINT_PAGES = 10_000
 
 
 class Database:
@@ -37,6 +44,8 @@ class Database:
         )
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpoint_lock = threading.Lock()
         self._path = engine.url.database if engine.dialect.name == "sqlite" else None
         # Writers of different processes queue on a lock file: the kernel wakes the next
         # one as soon as the lock is free, where SQLite's busy handler sleeps and polls.
@@ -132,6 +141,25 @@ class Database:
             self._readers.append(reader)
         return reader
 
+    def checkpoint(self) -> tuple[int, int] | None:
+        """Copy what the WAL holds into the SQLite database file (a PASSIVE checkpoint:
+        it waits for no reader or writer and copies what it can); the WAL's frames and
+        how many of them are now in the database file, both -1 if another connection
+        was checkpointing. None when there is no file.
+
+        A checkpoint costs about as much as the commits it follows; run here, in a
+        thread of the server, it leaves the write lock to the writers."""
+        if not self._path or self._path == ":memory:":
+            return None
+        with self._checkpoint_lock:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(
+                    self._path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+            row = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        _busy, frames, copied = row
+        return int(frames), int(copied)
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
@@ -146,6 +174,10 @@ class Database:
             reader.close()
         self._readers.clear()
         self._local = threading.local()  # no thread keeps a closed reader
+        with self._checkpoint_lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
@@ -156,7 +188,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Savepoint and statement journals in memory, not in temporary files: every
+    # request's write is a savepoint of its group commit (a quarter of an insert's cost).
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
@@ -167,6 +203,12 @@ def _sqlite_begin(conn: Connection) -> None:
     if conn.get_execution_options().get("cardvault_write", False):
         # On the driver: an SQLAlchemy execution here costs more than the BEGIN.
         conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns as compact text, by orjson: several times faster than the standard
+    library's encoder, on every card, audit record and event written."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def create_database(url: str) -> Database:
@@ -181,11 +223,19 @@ def create_database(url: str) -> Database:
             hide_parameters=True,  # errors and logs never carry row values
             pool_size=20,
             max_overflow=20,
+            json_serializer=_json_text,
+            json_deserializer=orjson.loads,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(
-            url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+            url,
+            pool_size=10,
+            max_overflow=20,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            json_serializer=_json_text,
+            json_deserializer=orjson.loads,
         )
     return Database(engine)

@@ -18,7 +18,7 @@ from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import GenerativeSelect
 
-from cardvault.crypto import random_id
+from cardvault.crypto import ordered_id
 from cardvault.store.db import Database
 from cardvault.store.event_models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from cardvault.store.types import utcnow
@@ -108,7 +108,7 @@ def _delivery_row(
     event: Any, endpoint: WebhookEndpoint, now: dt.datetime, horizon: dt.timedelta
 ) -> dict[str, Any]:
     return {
-        "id": random_id("whd_"),
+        "id": ordered_id("whd_"),
         "endpoint_id": endpoint.id,
         "event_seq": event.seq,
         "subject": event.subject,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import re
 import string
+import time
 from collections import Counter
 
 import pytest
@@ -15,6 +17,7 @@ from cardvault.crypto import (
     SecretHasher,
     generate_client_id,
     generate_client_secret,
+    ordered_id,
     random_id,
 )
 
@@ -156,3 +159,38 @@ def test_a_forked_process_mints_other_ids_than_its_parent() -> None:
     os.close(read)
     from_parent = "".join(random_id("", 20) for _ in range(5))
     assert len(from_child) == 100 and from_child != from_parent
+
+
+def test_ordered_ids_sort_in_the_order_they_were_made() -> None:
+    made = []
+    for _ in range(5):
+        made += [ordered_id("card_") for _ in range(100)]
+        time.sleep(0.002)  # the next batch is a later millisecond
+    batches = [made[i : i + 100] for i in range(0, 500, 100)]
+    for earlier, later in itertools.pairwise(batches):
+        assert max(earlier) < min(later)
+    assert all(re.fullmatch(r"card_[a-z2-7]{25}", i) for i in made)
+    assert len(set(made)) == len(made)
+
+
+def test_an_ordered_id_starts_with_the_millisecond_it_was_made() -> None:
+    symbols = "234567abcdefghijklmnopqrstuvwxyz"  # in ASCII order
+    before = time.time_ns() // 1_000_000
+    made = ordered_id("evt_")
+    after = time.time_ns() // 1_000_000
+    stamp = made.removeprefix("evt_")[:9]
+
+    millis = 0
+    for char in stamp:
+        millis = millis * 32 + symbols.index(char)
+
+    assert before <= millis <= after
+
+
+def test_the_rest_of_an_ordered_id_is_random() -> None:
+    """After the time characters: 80 random bits, evenly spread over the symbols."""
+    suffixes = [ordered_id("")[9:] for _ in range(1000)]
+    assert len(set(suffixes)) == 1000
+    counts = Counter("".join(suffixes))  # 16,000 characters, about 500 of each symbol
+    assert len(counts) == 32
+    assert min(counts.values()) > 350 and max(counts.values()) < 650

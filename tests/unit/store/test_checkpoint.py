@@ -1,0 +1,69 @@
+"""WAL checkpoints on SQLite: left to :meth:`Database.checkpoint`, not to the writers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cardvault.store import Database, create_database
+from cardvault.store.db import WRITER_CHECKPOINT_PAGES
+from tests.conftest import Databases
+
+PAGE = 4096
+
+
+@pytest.fixture
+def sqlite_db(databases: Databases) -> Iterator[Database]:
+    database = create_database(databases.url("sqlite"))
+    with database.write_connection() as conn:
+        conn.exec_driver_sql("CREATE TABLE scratch (b BLOB)")
+    yield database
+    database.dispose()
+
+
+def _file(db: Database) -> Path:
+    assert db.engine.url.database
+    return Path(db.engine.url.database)
+
+
+def _write_pages(db: Database, commits: int, rows: int) -> None:
+    """About one page per row (4,000 random bytes), in separate commits."""
+    for _ in range(commits):
+        with db.write_connection() as conn:
+            for _ in range(rows):
+                conn.exec_driver_sql("INSERT INTO scratch VALUES (randomblob(4000))")
+
+
+def test_writers_leave_the_wal_to_the_checkpoint(sqlite_db: Database) -> None:
+    """Past SQLite's own threshold (1,000 pages) a writer would have copied the WAL
+    into the database file at its commit; here nothing is copied until checkpoint()."""
+    _write_pages(sqlite_db, commits=25, rows=80)  # about 2,000 pages
+    assert _file(sqlite_db).stat().st_size < 100 * PAGE
+
+    frames, copied = sqlite_db.checkpoint() or (0, 0)
+
+    assert 2000 <= frames < WRITER_CHECKPOINT_PAGES
+    assert copied == frames
+    assert _file(sqlite_db).stat().st_size >= 2000 * PAGE
+
+
+def test_rows_read_the_same_after_a_checkpoint(sqlite_db: Database) -> None:
+    _write_pages(sqlite_db, commits=3, rows=10)
+    with sqlite_db.engine.connect() as conn:
+        before = conn.exec_driver_sql("SELECT hex(b) FROM scratch ORDER BY rowid").all()
+
+    sqlite_db.checkpoint()
+
+    with sqlite_db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT hex(b) FROM scratch ORDER BY rowid").all() == before
+    assert len(before) == 30
+
+
+def test_no_checkpoint_on_postgresql(databases: Databases) -> None:
+    db = create_database(databases.url("postgresql"))
+    try:
+        assert db.checkpoint() is None
+    finally:
+        db.dispose()
