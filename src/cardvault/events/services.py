@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import ordered_id
@@ -26,6 +26,12 @@ _STATE_EVENTS: dict[str, EventName] = {
 _EVENTS = Base.metadata.tables["events"]
 _INSERT = insert(_EVENTS)
 _INSERT_DIRECT = Direct(_INSERT)
+_ENDPOINTS = Base.metadata.tables["webhook_endpoints"]
+_SUBSCRIBED = Direct(
+    select(_ENDPOINTS.c.vault_id)
+    .where(_ENDPOINTS.c.vault_id.in_(bindparam("b_vaults", expanding=True)))
+    .distinct()
+)
 
 
 def event_for_state(state: str) -> EventName | None:
@@ -37,13 +43,30 @@ def emit(db: Session | Connection, name: EventName, card: Any, token: Any = None
     """Write one event about ``card`` (and its ``token``) in the session's transaction,
     so the event commits or rolls back with the change; one INSERT. Returns its id."""
     row = event_row(name, card, token)
-    db.execute(_INSERT, [row])
+    conn = db.connection() if isinstance(db, Session) else db
+    conn.execute(_INSERT, _marked(conn, [row]))
     return str(row["id"])
 
 
 def store_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Write events made by :func:`event_row` in the caller's transaction, in order."""
-    _INSERT_DIRECT.execute(conn, rows)
+    _INSERT_DIRECT.execute(conn, _marked(conn, rows))
+
+
+def _marked(conn: Connection, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+    """On SQLite, the events of a vault without webhook endpoints are stored as already
+    dispatched: the fan-out would have nothing to deliver, and would rewrite each row
+    to say so. Writers are serialised there, so an endpoint is either committed before
+    this transaction (and seen here) or after it: it did not exist when these events
+    happened, and gets none of them. On PostgreSQL an endpoint may commit between
+    this check and this commit, so the fan-out decides there."""
+    if not rows or conn.dialect.name != "sqlite":
+        return rows
+    vaults = list({row["vault_id"] for row in rows})
+    subscribed = {found.vault_id for found in _SUBSCRIBED.all(conn, {"b_vaults": vaults})}
+    if len(subscribed) == len(vaults):
+        return rows
+    return [row if row["vault_id"] in subscribed else {**row, "dispatched": True} for row in rows]
 
 
 def event_row(name: EventName, card: Any, token: Any) -> dict[str, Any]:

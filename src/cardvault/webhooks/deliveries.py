@@ -63,7 +63,7 @@ def _locked(db: Database, query: _Query) -> _Query:
 
 def fan_out(db: Database, horizon: dt.timedelta, limit: int = 200) -> int:
     """Turn new events into one delivery per subscribed endpoint; returns how many
-    events were handled. Endpoints only get events that happened after they existed."""
+    deliveries were made. Endpoints only get events that happened after they existed."""
     with db.sessions() as session:  # a read first: idle workers take no write lock
         if session.scalar(select(Event.seq).where(Event.dispatched == False).limit(1)) is None:  # noqa: E712
             return 0
@@ -84,7 +84,7 @@ def fan_out(db: Database, horizon: dt.timedelta, limit: int = 200) -> int:
         session.execute(
             update(Event).where(Event.seq.in_([e.seq for e in events])).values(dispatched=True)
         )
-        return len(events)
+        return len(rows)
 
 
 # Only what fan-out needs: not the payloads, nor ORM objects (a busy bulk job makes

@@ -95,12 +95,14 @@ class DeliveryWorker:
 
     async def _tick(self, client: httpx.AsyncClient) -> None:
         config = self._config
-        changed = self._probe.changed()
-        if changed:  # new events are commits
-            await asyncio.to_thread(fan_out, self._db, config.horizon)
+        made = 0
+        if self._probe.changed():  # new events are commits
+            made = await asyncio.to_thread(fan_out, self._db, config.horizon)
         slots = config.concurrency - len(self._tasks)
         now = time.monotonic()
-        if slots <= 0 or (not changed and now - self._claimed_at < self._claim_every):
+        # Deliveries this worker just made are claimed at once; others' (another
+        # worker's, retries falling due, expired leases) at least every _claim_every.
+        if slots <= 0 or (not made and now - self._claimed_at < self._claim_every):
             return
         self._claimed_at = now
         jobs = await asyncio.to_thread(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 from cardvault.webhooks import verify
@@ -158,3 +159,21 @@ def test_events_can_be_listed_and_backfilled(vault: Vault, receiver: Receiver) -
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["code"] == "invalid-format"
     assert json.dumps(listed).count("evt_") >= 3
+
+
+def test_an_endpoint_gets_the_events_after_it_was_made_and_none_before(
+    vault: Vault, receiver: Receiver
+) -> None:
+    """Events of a vault that had no endpoint are kept (listed, replayable), and never
+    delivered to an endpoint made afterwards; that endpoint gets what follows."""
+    earlier = [vault.provision(vault.card(random_pan()))["pan_alias"] for _ in range(2)]
+    vault.subscribe(receiver.url)
+    later = vault.provision(vault.card(random_pan()))["pan_alias"]
+
+    delivered = receiver.wait_for(1)
+    time.sleep(1.0)  # several fan-out rounds: nothing else comes
+
+    assert [e["details"]["pan_alias"] for e in receiver.acknowledged()] == [later]
+    assert delivered[0]["event"] == "network_token.activated"
+    listed = vault.call("GET", "/events").json()["data"]
+    assert [e["details"]["pan_alias"] for e in listed] == [*earlier, later]
