@@ -14,12 +14,13 @@ from sqlalchemy.exc import IntegrityError
 
 from cardvault.api.idempotency import IdempotentRequest, Replay
 from cardvault.api.vault import VaultCaller, vault_caller
-from cardvault.audit import AuditRecord, write_audit
+from cardvault.audit import AuditRecord, bind_audit, write_audit
 from cardvault.cards import services as cards
 from cardvault.crypto.pan import InvalidPan, Pan
 from cardvault.network_tokens import services as network_tokens
 from cardvault.networks.simulator import provider_for
 from cardvault.store.db import Database
+from cardvault.store.direct import Bound
 from cardvault.store.paging import Cursor, InvalidCursor
 from cardvault.web.errors import Unprocessable
 
@@ -152,7 +153,7 @@ async def enroll(
             return replay.status, replay.body
         enrolment = await runtime.run_db(prepare_enrolment, caller, pan, expiry, holder)
         try:
-            return await runtime.writes.write(partial(_store, caller, idem, enrolment))
+            return await runtime.writes.write(partial(_store, idem, enrolment))
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -175,21 +176,28 @@ def replay_of(db: Database, idem: IdempotentRequest | None) -> Replay | None:
 @dataclass(frozen=True)
 class Enrolment:
     """An enrolment made ready without writing: the vault's card of the PAN, or a new
-    one (its PAN encrypted), and the expiry the write will give it."""
+    one (its PAN encrypted, its row bound), the expiry the write will give it, and
+    the audit record of the enrolment, bound too."""
 
     card: cards.CardRecord
     pan: Pan
     expiry: cards.Expiry
     created: bool
+    row: Bound | None  # the new card's INSERT
+    audit: Bound
 
 
 def prepare_enrolment(
     caller: VaultCaller, pan: Pan, expiry: cards.Expiry, holder: dict[str, Any] | None
 ) -> Enrolment:
     vault_keys = caller.runtime.vault_keys
+    db = caller.runtime.db
     fingerprint = vault_keys.fingerprinter(caller.org_id).digest(pan)
-    existing = cards.find_by_pan(caller.runtime.db, caller.vault_id, fingerprint)
-    card = existing or cards.new_card(
+    existing = cards.find_by_pan(db, caller.vault_id, fingerprint)
+    if existing is not None:
+        audit = bind_audit(db, _audit(caller, "card.match", existing.id))
+        return Enrolment(existing, pan, expiry, created=False, row=None, audit=audit)
+    card = cards.new_card(
         vault_id=caller.vault_id,
         org_id=caller.org_id,
         pan=pan,
@@ -198,26 +206,25 @@ def prepare_enrolment(
         cipher=vault_keys.cipher(caller.vault_id),
         fingerprint=fingerprint,
     )
-    return Enrolment(card, pan, expiry, created=existing is None)
+    audit = bind_audit(db, _audit(caller, "card.create", card.id))
+    return Enrolment(card, pan, expiry, True, cards.bind_card(db, card), audit)
 
 
-def store_enrolment(caller: VaultCaller, enrolment: Enrolment, conn: Connection) -> int:
+def store_enrolment(enrolment: Enrolment, conn: Connection) -> int:
     """Write an enrolment in the caller's transaction; its status (201 or 200)."""
-    card = enrolment.card
-    if enrolment.created:
-        cards.insert_card(conn, card)
+    if enrolment.row is not None:
+        cards.insert_card(conn, enrolment.row)
     else:
-        cards.extend_expiry(conn, card, enrolment.expiry)
-    action = "card.create" if enrolment.created else "card.match"
-    write_audit(conn, _audit(caller, action, card.id))
+        cards.extend_expiry(conn, enrolment.card, enrolment.expiry)
+    write_audit(conn, enrolment.audit)
     return 201 if enrolment.created else 200
 
 
 def _store(
-    caller: VaultCaller, idem: IdempotentRequest | None, enrolment: Enrolment, conn: Connection
+    idem: IdempotentRequest | None, enrolment: Enrolment, conn: Connection
 ) -> tuple[int, bytes]:
     """The write of one enrolment (one savepoint of a shared transaction)."""
-    status = store_enrolment(caller, enrolment, conn)
+    status = store_enrolment(enrolment, conn)
     payload = _json(card_out(enrolment.card))
     if idem:
         idem.remember(conn, status, payload)

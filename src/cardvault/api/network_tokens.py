@@ -25,7 +25,7 @@ from cardvault.api.cards import (
 )
 from cardvault.api.idempotency import IdempotentRequest, Replay
 from cardvault.api.vault import VaultCaller, vault_caller
-from cardvault.audit import AuditRecord, write_audit
+from cardvault.audit import AuditRecord, bind_audit, write_audit
 from cardvault.cards import services as cards
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
@@ -39,6 +39,7 @@ from cardvault.network_tokens.bulk import (
 )
 from cardvault.networks.provider import ProviderError
 from cardvault.networks.simulator import provider_for
+from cardvault.store.direct import Bound
 from cardvault.store.models import Card
 from cardvault.store.paging import Cursor, InvalidCursor
 from cardvault.web.errors import InsufficientScope, Unprocessable
@@ -182,6 +183,11 @@ class _Provision:
     live: Any | None  # its live token when read, if it had one
     plan: TokenPlan | None  # otherwise, the new token's plan
     refusal: ProviderError | None = None  # the network's, for a card enrolled anyway
+    # The answer and audit record of the planned token, made ahead (for a new token
+    # whose card the write does not change); used if the write stores that token.
+    planned: Any = None
+    payload: bytes | None = None
+    audit: Bound | None = None
 
 
 def _prepare(
@@ -218,7 +224,12 @@ def _prepare(
     plan = plan_tokens(db, provider_for, [item], cipher, {})
     refusal = plan.results[0]
     if not isinstance(refusal, ProviderError):
-        return _Provision(enrolment, card, None, plan)
+        if refusal is None or (enrolment is not None and not enrolment.created):
+            return _Provision(enrolment, card, None, plan)
+        token = refusal[0]
+        payload = orjson.dumps(token_out(token, card))
+        audit = bind_audit(db, _provision_audit(caller, token, card))
+        return _Provision(enrolment, card, None, plan, None, token, payload, audit)
     if enrolment is None:
         raise refusal
     return _Provision(enrolment, card, None, None, refusal)
@@ -231,7 +242,7 @@ def _store(
     network's refusal of a card enrolled here is returned, not raised, so that the
     enrolment is kept."""
     if ready.enrolment is not None:
-        store_enrolment(caller, ready.enrolment, conn)
+        store_enrolment(ready.enrolment, conn)
     if ready.refusal is not None:
         return ready.refusal
     token: Any = ready.live
@@ -244,14 +255,20 @@ def _store(
                 return result
             token, created = result
     status = 201 if created else 200
-    payload = orjson.dumps(token_out(token, ready.card))
+    audit: AuditRecord | Bound
+    if token is ready.planned and ready.payload is not None and ready.audit is not None:
+        payload, audit = ready.payload, ready.audit
+    else:
+        payload = orjson.dumps(token_out(token, ready.card))
+        audit = _provision_audit(caller, token, ready.card)
     if idem:
         idem.remember(conn, status, payload)
-    record = _audit(
-        caller, "network_token.provision", token.id, state=token.state, card_id=ready.card.id
-    )
-    write_audit(conn, record)
+    write_audit(conn, audit)
     return status, payload
+
+
+def _provision_audit(caller: VaultCaller, token: Any, card: Any) -> AuditRecord:
+    return _audit(caller, "network_token.provision", token.id, state=token.state, card_id=card.id)
 
 
 @router.get("")

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from cardvault.store.db import Database
-from cardvault.store.direct import Direct
+from cardvault.store.direct import Bound, Direct, Source
 from cardvault.store.models import Base, ServiceAccount
 from cardvault.store.types import utcnow
 
@@ -63,10 +63,16 @@ def _last_uses(batch: list[AuditRecord]) -> dict[str, dt.datetime]:
     return used
 
 
-def write_audit(session: Session | Connection, record: AuditRecord) -> None:
-    """Append ``record`` inside the caller's transaction (ORM session or Core)."""
+def write_audit(session: Session | Connection, record: AuditRecord | Bound) -> None:
+    """Append ``record`` (or records bound by :func:`bind_audit`) inside the caller's
+    transaction (ORM session or Core)."""
     conn = session.connection() if isinstance(session, Session) else session
-    _INSERT.execute(conn, [_row(record)])
+    _INSERT.execute(conn, record if isinstance(record, Bound) else [_row(record)])
+
+
+def bind_audit(source: Source, *records: AuditRecord) -> Bound:
+    """Records to write with :func:`write_audit`, bound ahead of the transaction."""
+    return _INSERT.bind(source, [_row(record) for record in records])
 
 
 class AuditBuffer:

@@ -17,7 +17,7 @@ from cardvault.crypto.pan import Pan
 from cardvault.events import emit
 from cardvault.networks import brand_of
 from cardvault.store.db import Database
-from cardvault.store.direct import Direct
+from cardvault.store.direct import Bound, Direct, Source
 from cardvault.store.models import Base, Card, NetworkToken
 from cardvault.store.paging import Cursor, newest_first
 from cardvault.store.types import utcnow
@@ -145,16 +145,26 @@ def new_card(
 _CARD_COLUMNS = tuple(c.key for c in Card.__table__.columns)
 
 
-def insert_card(conn: Connection, card: CardRecord) -> None:
+def insert_card(conn: Connection, card: CardRecord | Bound) -> None:
     """Store a card made by :func:`new_card` (one INSERT; a PAN already in the vault
-    raises ``IntegrityError`` through the unique fingerprint)."""
-    INSERT_CARD.execute(conn, [{name: getattr(card, name) for name in _CARD_COLUMNS}])
+    raises ``IntegrityError`` through the unique fingerprint), or bound by
+    :func:`bind_card`."""
+    INSERT_CARD.execute(conn, card if isinstance(card, Bound) else [_card_row(card)])
+
+
+def bind_card(source: Source, card: CardRecord) -> Bound:
+    """The INSERT of a new card, bound ahead of its write transaction."""
+    return INSERT_CARD.bind(source, [_card_row(card)])
+
+
+def _card_row(card: CardRecord) -> dict[str, Any]:
+    return {name: getattr(card, name) for name in _CARD_COLUMNS}
 
 
 def insert_cards(conn: Connection, cards: Sequence[CardRecord]) -> None:
     """Store several cards made by :func:`new_card` with one multi-row INSERT."""
     if cards:
-        rows = [{name: getattr(card, name) for name in _CARD_COLUMNS} for card in cards]
+        rows = [_card_row(card) for card in cards]
         INSERT_CARD.execute(conn, rows)
 
 

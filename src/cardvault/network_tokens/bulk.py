@@ -30,7 +30,7 @@ from cardvault.events import event_for_state, event_row, store_events
 from cardvault.network_tokens.services import ProviderFor, token_values
 from cardvault.networks import batch as network_batch
 from cardvault.networks.provider import ProviderError, ProvisionRequest, TokenServiceProvider
-from cardvault.store.direct import Direct, Source
+from cardvault.store.direct import Bound, Direct, Source
 from cardvault.store.models import Base
 
 _TOKENS = Base.metadata.tables["network_tokens"]
@@ -68,6 +68,7 @@ class TokenPlan:
     first: dict[str, int] = field(default_factory=dict)  # card id → its first item
     batches: list[tuple[network_batch.Batch, list[int]]] = field(default_factory=list)
     tokens: list[dict[str, Any]] = field(default_factory=list)
+    bound_tokens: Bound | None = None  # the tokens' INSERT, bound once the plan is made
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -89,6 +90,7 @@ def _settle(plan: TokenPlan, index: int, outcome: network_batch.Outcome) -> None
     token = SimpleNamespace(**values)
     plan.results[index] = (token, True)
     plan.tokens.append(values)
+    plan.bound_tokens = None  # a network asked only when storing: bound there
     name = event_for_state(token.state)  # as provision() announces it (none while PENDING)
     if name is not None:
         plan.events.append(event_row(name, card, token))
@@ -137,6 +139,7 @@ def plan_tokens(
         for index, outcome in zip(indexes, prepared.outcomes, strict=True):
             if outcome is not None:
                 _settle(plan, index, outcome)
+    plan.bound_tokens = _INSERT_TOKENS.bind(source, plan.tokens)
     return plan
 
 
@@ -147,7 +150,7 @@ def store_tokens(conn: Connection, plan: TokenPlan) -> list[Provisioned]:
         for index, outcome in zip(indexes, network_batch.store(conn, prepared), strict=True):
             if plan.results[index] is None:
                 _settle(plan, index, outcome)
-    _INSERT_TOKENS.execute(conn, plan.tokens)
+    _INSERT_TOKENS.execute(conn, plan.bound_tokens or plan.tokens)
     store_events(conn, plan.events)
     results: list[Provisioned] = []
     for index, item in enumerate(plan.items):

@@ -28,7 +28,7 @@ from cardvault.networks.provider import (
     TokenStatus,
 )
 from cardvault.networks.simulator import NetworkSimulator
-from cardvault.store.direct import Direct, Source
+from cardvault.store.direct import Bound, Direct, Source
 from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 
@@ -53,6 +53,7 @@ class Batch:
     requests: Sequence[ProvisionRequest]
     outcomes: list[Outcome | None]
     rows: list[dict[str, Any]] = field(default_factory=list)  # simulator rows to store
+    bound: Bound | None = None  # the rows' INSERT, bound ahead
 
 
 def _number_tokens(
@@ -102,6 +103,7 @@ def prepare(
     if made:
         _number_tokens(source, provider, made)
         batch.rows = [row for _request, row in made]
+        batch.bound = _INSERT.bind(source, batch.rows)
     stored = iter(batch.rows)
     batch.outcomes = [
         o if o is not None else provider.status_of(next(stored)) for o in batch.outcomes
@@ -112,7 +114,7 @@ def prepare(
 def store(conn: Connection, batch: Batch) -> list[Outcome]:
     """Store a prepared batch in the caller's transaction and ask the network for the
     answers still missing; each request's token status or refusal, in request order."""
-    _INSERT.execute(conn, batch.rows)
+    _INSERT.execute(conn, batch.bound or batch.rows)
     outcomes: list[Outcome] = []
     session: Session | None = None
     for request, known in zip(batch.requests, batch.outcomes, strict=True):

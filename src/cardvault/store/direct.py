@@ -23,6 +23,7 @@ import sqlite3
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, exc
@@ -93,8 +94,25 @@ class Direct:
 
     # ------------------------------------------------------------------ writes
 
-    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    def bind(self, source: Source, rows: Sequence[Mapping[str, Any]]) -> Bound:
+        """The rows converted for SQLite's driver now, before their transaction (of
+        ``source``'s database): a group commit then holds the write lock only for
+        SQLite's own work. Give the result to :meth:`execute`; elsewhere than SQLite
+        the rows are kept and bound there, as usual."""
+        dialect = source.engine.dialect if isinstance(source, Database) else source.dialect
+        if not rows or dialect.name != "sqlite":
+            return Bound(rows, None, ())
+        keys = tuple(rows[0]) if isinstance(self.statement, Insert) else ()
+        compiled = self._compile(dialect, keys, rows[0])
+        return Bound(rows, compiled.sql, [compiled.bind(r) for r in rows])
+
+    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]] | Bound) -> None:
         """Run the statement once per parameter set, in ``conn``'s transaction."""
+        if isinstance(rows, Bound):
+            if rows.sql is not None and conn.dialect.name == "sqlite":
+                self._run(conn, rows.sql, rows.params)
+                return
+            rows = rows.rows
         if not rows:
             return
         if conn.dialect.name != "sqlite":
@@ -102,18 +120,22 @@ class Direct:
             return
         keys = tuple(rows[0]) if isinstance(self.statement, Insert) else ()
         compiled = self._compile(conn.dialect, keys, rows[0])
+        self._run(conn, compiled.sql, [compiled.bind(r) for r in rows])
+
+    @staticmethod
+    def _run(conn: Connection, sql: str, params: Sequence[tuple[Any, ...]]) -> None:
         driver = _driver(conn)
         try:
-            if len(rows) == 1:
-                driver.execute(compiled.sql, compiled.bind(rows[0]))
+            if len(params) == 1:
+                driver.execute(sql, params[0])
             else:
-                driver.executemany(compiled.sql, [compiled.bind(r) for r in rows])
+                driver.executemany(sql, params)
         except sqlite3.IntegrityError as error:
             # As SQLAlchemy would raise it (callers catch its IntegrityError), and
             # with no parameter values: they may be card data.
-            raise exc.IntegrityError(compiled.sql, None, error) from None
+            raise exc.IntegrityError(sql, None, error) from None
         except sqlite3.Error as error:
-            raise exc.DBAPIError(compiled.sql, None, error) from None
+            raise exc.DBAPIError(sql, None, error) from None
 
     # ------------------------------------------------------------------ compiling
 
@@ -148,6 +170,15 @@ class Direct:
             )
             self._compiled[key] = compiled
         return compiled
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """Rows of a statement and, on SQLite, their driver parameters (:meth:`Direct.bind`)."""
+
+    rows: Sequence[Mapping[str, Any]]
+    sql: str | None  # None: not bound (not SQLite, or no rows)
+    params: Sequence[tuple[Any, ...]]
 
 
 def _driver(conn: Connection) -> sqlite3.Connection:

@@ -83,9 +83,15 @@ class GroupCommit:
     async def _lock(self) -> None:
         if self._db.lock_writes(blocking=False):
             return
-        waiter = _LockWaiter(self._db)
+        # The thread resolves a future of this loop itself (one hop back to the loop,
+        # where awaiting the thread's own future takes three): while the lock waits
+        # for the loop, no writer of any process can use it.
+        loop = asyncio.get_running_loop()
+        taken: asyncio.Future[None] = loop.create_future()
+        waiter = _LockWaiter(self._db, loop, taken)
+        loop.run_in_executor(None, waiter.take)
         try:
-            await asyncio.shield(asyncio.to_thread(waiter.take))
+            await taken
         except asyncio.CancelledError:
             waiter.abandon()
             raise
@@ -115,25 +121,46 @@ class _LockWaiter:
     stops waiting (shutdown), whichever of the two comes second gives the lock back:
     the thread, or the loop, so it is never left held."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, loop: asyncio.AbstractEventLoop, taken: asyncio.Future[None]
+    ) -> None:
         self._db = db
+        self._loop = loop
+        self._future = taken
         self._mutex = threading.Lock()
         self._abandoned = False
         self._taken = False
 
     def take(self) -> None:
-        self._db.lock_writes()
+        try:
+            self._db.lock_writes()
+        except Exception as error:  # the lock file failed: the loop's drain fails too
+            self._loop.call_soon_threadsafe(_settle, self._future, error)
+            return
         with self._mutex:
             if self._abandoned:
                 self._db.unlock_writes()
-            else:
-                self._taken = True
+                return
+            self._taken = True
+        try:
+            self._loop.call_soon_threadsafe(_settle, self._future, None)
+        except RuntimeError:  # the loop is closed: nobody will use the lock
+            self.abandon()
 
     def abandon(self) -> None:
         with self._mutex:
             self._abandoned = True
             if self._taken:
                 self._db.unlock_writes()
+
+
+def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
+    if future.done():  # the loop stopped waiting (shutdown): abandon() gave the lock back
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _in_savepoint(conn: Connection, fn: Write) -> tuple[Any, BaseException | None]:

@@ -158,3 +158,34 @@ def test_an_in_list_given_in_the_statement_reads_like_sqlalchemy(db: Database) -
     found = Direct(query).all(db, {"action": "listed"})
 
     assert [r.outcome for r in found] == ["success", "failure"]
+
+
+def test_rows_bound_before_the_transaction_write_what_sqlalchemy_reads_back(db: Database) -> None:
+    rows = [
+        _record("bound.write", {"rows": [1, 2]}),
+        _record("bound.write", None, occurred_at=WHEN + dt.timedelta(seconds=1)),
+    ]
+    bound = Direct(insert(AUDIT)).bind(db, rows)  # no transaction yet
+
+    with db.write_connection() as conn:
+        Direct(insert(AUDIT)).execute(conn, bound)
+    with db.engine.connect() as conn:
+        written = conn.execute(BY_ACTION, {"action": "bound.write"}).all()
+
+    assert [(r.occurred_at, r.details, r.vault_id) for r in written] == [
+        (WHEN, {"rows": [1, 2]}, "vlt_1"),
+        (WHEN + dt.timedelta(seconds=1), None, "vlt_1"),
+    ]
+    assert (bound.sql is not None) == (db.dialect == "sqlite")  # elsewhere: bound when run
+
+
+def test_a_bound_duplicate_is_sqlalchemys_integrity_error_without_the_values(db: Database) -> None:
+    add_org = Direct(insert(ORGS))
+    org = {"id": "org_1", "name": "holder 4242424242424242", "created_at": WHEN}
+    with db.write_connection() as conn:
+        add_org.execute(conn, add_org.bind(db, [org]))
+
+    with pytest.raises(IntegrityError) as raised, db.write_connection() as conn:
+        add_org.execute(conn, add_org.bind(conn, [org]))
+
+    assert "4242424242424242" not in str(raised.value)
