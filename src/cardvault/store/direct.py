@@ -23,7 +23,7 @@ import sqlite3
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, exc
@@ -108,19 +108,11 @@ class Direct:
 
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]] | Bound) -> None:
         """Run the statement once per parameter set, in ``conn``'s transaction."""
-        if isinstance(rows, Bound):
-            if rows.sql is not None and conn.dialect.name == "sqlite":
-                self._run(conn, rows.sql, rows.params)
-                return
-            rows = rows.rows
-        if not rows:
-            return
-        if conn.dialect.name != "sqlite":
-            conn.execute(self.statement, [dict(r) for r in rows])
-            return
-        keys = tuple(rows[0]) if isinstance(self.statement, Insert) else ()
-        compiled = self._compile(conn.dialect, keys, rows[0])
-        self._run(conn, compiled.sql, [compiled.bind(r) for r in rows])
+        bound = rows if isinstance(rows, Bound) else self.bind(conn, rows)
+        if bound.sql is not None:
+            self._run(conn, bound.sql, bound.params)
+        elif bound.rows:  # not SQLite: through SQLAlchemy
+            conn.execute(self.statement, [dict(r) for r in bound.rows])
 
     @staticmethod
     def _run(conn: Connection, sql: str, params: Sequence[tuple[Any, ...]]) -> None:
@@ -176,9 +168,10 @@ class Direct:
 class Bound:
     """Rows of a statement and, on SQLite, their driver parameters (:meth:`Direct.bind`)."""
 
-    rows: Sequence[Mapping[str, Any]]
+    # Never in a repr: rows may hold card data (holder details, token numbers).
+    rows: Sequence[Mapping[str, Any]] = field(repr=False)
     sql: str | None  # None: not bound (not SQLite, or no rows)
-    params: Sequence[tuple[Any, ...]]
+    params: Sequence[tuple[Any, ...]] = field(repr=False)
 
 
 def _driver(conn: Connection) -> sqlite3.Connection:

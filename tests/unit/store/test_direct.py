@@ -189,3 +189,4 @@ def test_a_bound_duplicate_is_sqlalchemys_integrity_error_without_the_values(db:
         add_org.execute(conn, add_org.bind(conn, [org]))
 
     assert "4242424242424242" not in str(raised.value)
+    assert "4242424242424242" not in repr(add_org.bind(db, [org]))
