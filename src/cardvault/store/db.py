@@ -23,6 +23,12 @@ class StoreError(Exception):
 # checkpoint) only once it holds this many pages: in the server a background
 # checkpoint (:meth:`Database.checkpoint`) does it long before, outside the write lock.
 WRITER_CHECKPOINT_PAGES = 10_000
+# SQLite starts the WAL over from its beginning only when a writer finds all of it
+# copied, which under steady writes never happens by itself: the WAL grows until the
+# writers' own checkpoint above copies it inside a commit (30 ms of write lock at
+# 10,000 pages). Past this many pages, :meth:`Database.checkpoint` copies the rest
+# under the write lock, so that the next writer starts the WAL over.
+WAL_RESTART_PAGES = 4_000
 
 
 class Database:
@@ -148,7 +154,9 @@ class Database:
         was checkpointing. None when there is no file.
 
         A checkpoint costs about as much as the commits it follows; run here, in a
-        thread of the server, it leaves the write lock to the writers."""
+        thread of the server, it leaves the write lock to the writers, but for the
+        last pages of a WAL of WAL_RESTART_PAGES or more: those are copied under the
+        write lock, so that the next writer starts the WAL over."""
         if not self._path or self._path == ":memory:":
             return None
         with self._checkpoint_lock:
@@ -156,9 +164,16 @@ class Database:
                 self._checkpointer = sqlite3.connect(
                     self._path, timeout=0, isolation_level=None, check_same_thread=False
                 )
-            row = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        _busy, frames, copied = row
-        return int(frames), int(copied)
+            frames, copied = _passive_checkpoint(self._checkpointer)
+            if frames >= WAL_RESTART_PAGES:
+                # Once more unlocked (what came in meanwhile), then the rest: a few pages.
+                _passive_checkpoint(self._checkpointer)
+                self.lock_writes()
+                try:
+                    frames, copied = _passive_checkpoint(self._checkpointer)
+                finally:
+                    self.unlock_writes()
+        return frames, copied
 
     def ping(self) -> bool:
         try:
@@ -181,6 +196,13 @@ class Database:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+
+def _passive_checkpoint(conn: sqlite3.Connection) -> tuple[int, int]:
+    """The WAL's frames and how many are in the database file (-1, -1 if another
+    connection was checkpointing)."""
+    _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(frames), int(copied)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

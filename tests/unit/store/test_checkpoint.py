@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cardvault.store import Database, create_database
-from cardvault.store.db import WRITER_CHECKPOINT_PAGES
+from cardvault.store.db import WAL_RESTART_PAGES, WRITER_CHECKPOINT_PAGES
 from tests.conftest import Databases
 
 PAGE = 4096
@@ -47,6 +48,39 @@ def test_writers_leave_the_wal_to_the_checkpoint(sqlite_db: Database) -> None:
     assert 2000 <= frames < WRITER_CHECKPOINT_PAGES
     assert copied == frames
     assert _file(sqlite_db).stat().st_size >= 2000 * PAGE
+
+
+def test_a_long_wal_starts_over_though_writers_never_stop(sqlite_db: Database) -> None:
+    """Under steady writes the WAL is never all copied when a writer starts, so SQLite
+    would let it grow until a writer's own checkpoint (inside a commit). Past
+    WAL_RESTART_PAGES, checkpoint() copies the rest under the write lock: all of it is
+    in the database file, and the following writes start the WAL over."""
+    _write_pages(sqlite_db, commits=WAL_RESTART_PAGES // 80 + 5, rows=80)
+    stop = threading.Event()
+    commits: list[int] = []
+
+    def keep_writing() -> None:
+        while not stop.is_set():
+            _write_pages(sqlite_db, commits=1, rows=5)
+            commits.append(1)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        while len(commits) < 5:  # the writer is under way
+            stop.wait(0.01)
+        frames, copied = sqlite_db.checkpoint() or (0, 0)
+        during = len(commits)
+        while len(commits) < during + 5:  # and goes on after the checkpoint
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        writer.join()
+
+    assert frames > WAL_RESTART_PAGES
+    assert copied == frames
+    after, _ = sqlite_db.checkpoint() or (0, 0)
+    assert 0 < after < WAL_RESTART_PAGES // 4  # the commits since, from the WAL's start
 
 
 def test_rows_read_the_same_after_a_checkpoint(sqlite_db: Database) -> None:
