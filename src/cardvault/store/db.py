@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from typing import IO, Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
@@ -26,8 +29,9 @@ WRITER_CHECKPOINT_PAGES = 10_000
 # SQLite starts the WAL over from its beginning only when a writer finds all of it
 # copied, which under steady writes never happens by itself: the WAL grows until the
 # writers' own checkpoint above copies it inside a commit (30 ms of write lock at
-# 10,000 pages). Past this many pages, :meth:`Database.checkpoint` copies the rest
-# under the write lock, so that the next writer starts the WAL over.
+# 10,000 pages). Past this many pages, :meth:`Database.checkpoint` leaves the last few
+# to the holder of the write lock (:meth:`Database.unlock_writes`), so that the next
+# writer starts the WAL over.
 WAL_RESTART_PAGES = 4_000
 
 
@@ -52,6 +56,7 @@ class Database:
         self._readers: list[sqlite3.Connection] = []
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpoint_lock = threading.Lock()
+        self._wal_long = False  # the last checkpoint left the WAL's last pages to a writer
         self._path = engine.url.database if engine.dialect.name == "sqlite" else None
         # Writers of different processes queue on a lock file: the kernel wakes the next
         # one as soon as the lock is free, where SQLite's busy handler sleeps and polls.
@@ -83,11 +88,30 @@ class Database:
         return True
 
     def unlock_writes(self) -> None:
+        """Give the write lock back; first, if the last checkpoint found the WAL long,
+        copy its last pages (no writer can add any now, so all of it is copied, and
+        the next writer starts the WAL over)."""
         if self._write_lock is None:
             return
-        if self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        self._write_lock.release()
+        try:
+            if self._wal_long:
+                self._finish_checkpoint()
+        finally:
+            if self._lock_file is not None:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._write_lock.release()
+
+    def _finish_checkpoint(self) -> None:
+        if not self._checkpoint_lock.acquire(blocking=False):
+            return  # the checkpoint thread is at it: the next writer will do
+        try:
+            if self._checkpointer is not None and self._wal_long:
+                _passive_checkpoint(self._checkpointer)
+            self._wal_long = False
+        except sqlite3.Error:  # the WAL stays long a while; the next writer tries again
+            log.warning("copying the last pages of the WAL failed", exc_info=True)
+        finally:
+            self._checkpoint_lock.release()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -154,9 +178,10 @@ class Database:
         was checkpointing. None when there is no file.
 
         A checkpoint costs about as much as the commits it follows; run here, in a
-        thread of the server, it leaves the write lock to the writers, but for the
-        last pages of a WAL of WAL_RESTART_PAGES or more: those are copied under the
-        write lock, so that the next writer starts the WAL over."""
+        thread of the server, it leaves the write lock to the writers. From a WAL of
+        WAL_RESTART_PAGES or more, it leaves the last few pages to the next holder
+        of the write lock (:meth:`unlock_writes`): in a thread, the lock would wait
+        for the interpreter lock as long as it waits for the copy."""
         if not self._path or self._path == ":memory:":
             return None
         with self._checkpoint_lock:
@@ -166,13 +191,8 @@ class Database:
                 )
             frames, copied = _passive_checkpoint(self._checkpointer)
             if frames >= WAL_RESTART_PAGES:
-                # Once more unlocked (what came in meanwhile), then the rest: a few pages.
-                _passive_checkpoint(self._checkpointer)
-                self.lock_writes()
-                try:
-                    frames, copied = _passive_checkpoint(self._checkpointer)
-                finally:
-                    self.unlock_writes()
+                frames, copied = _passive_checkpoint(self._checkpointer)  # what came meanwhile
+                self._wal_long = True
         return frames, copied
 
     def ping(self) -> bool:

@@ -53,8 +53,9 @@ def test_writers_leave_the_wal_to_the_checkpoint(sqlite_db: Database) -> None:
 def test_a_long_wal_starts_over_though_writers_never_stop(sqlite_db: Database) -> None:
     """Under steady writes the WAL is never all copied when a writer starts, so SQLite
     would let it grow until a writer's own checkpoint (inside a commit). Past
-    WAL_RESTART_PAGES, checkpoint() copies the rest under the write lock: all of it is
-    in the database file, and the following writes start the WAL over."""
+    WAL_RESTART_PAGES, checkpoint() leaves the last pages to the next writer, which
+    copies them before it lets go of the write lock: the writes after it start the
+    WAL over."""
     _write_pages(sqlite_db, commits=WAL_RESTART_PAGES // 80 + 5, rows=80)
     stop = threading.Event()
     commits: list[int] = []
@@ -69,7 +70,7 @@ def test_a_long_wal_starts_over_though_writers_never_stop(sqlite_db: Database) -
     try:
         while len(commits) < 5:  # the writer is under way
             stop.wait(0.01)
-        frames, copied = sqlite_db.checkpoint() or (0, 0)
+        frames, _ = sqlite_db.checkpoint() or (0, 0)
         during = len(commits)
         while len(commits) < during + 5:  # and goes on after the checkpoint
             stop.wait(0.01)
@@ -78,9 +79,25 @@ def test_a_long_wal_starts_over_though_writers_never_stop(sqlite_db: Database) -
         writer.join()
 
     assert frames > WAL_RESTART_PAGES
-    assert copied == frames
     after, _ = sqlite_db.checkpoint() or (0, 0)
     assert 0 < after < WAL_RESTART_PAGES // 4  # the commits since, from the WAL's start
+
+
+def test_a_failed_copy_of_the_last_pages_still_gives_the_lock_back(
+    sqlite_db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    _write_pages(sqlite_db, commits=WAL_RESTART_PAGES // 80 + 5, rows=80)
+    sqlite_db.checkpoint()  # a long WAL: its last pages are left to the next writer
+    assert sqlite_db._checkpointer is not None
+    sqlite_db._checkpointer.close()  # the copy will fail
+
+    assert sqlite_db.lock_writes(blocking=False)
+    sqlite_db.unlock_writes()
+
+    assert sqlite_db.lock_writes(blocking=False)  # given back all the same
+    sqlite_db.unlock_writes()
+    assert "copying the last pages of the WAL failed" in caplog.text
+    sqlite_db._checkpointer = None  # closed above; dispose() need not
 
 
 def test_rows_read_the_same_after_a_checkpoint(sqlite_db: Database) -> None:
