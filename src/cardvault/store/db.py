@@ -32,7 +32,7 @@ WRITER_CHECKPOINT_PAGES = 10_000
 # 10,000 pages). Past this many pages, :meth:`Database.checkpoint` leaves the last few
 # to the holder of the write lock (:meth:`Database.unlock_writes`), so that the next
 # writer starts the WAL over.
-WAL_RESTART_PAGES = 4_000
+WAL_RESTART_PAGES = 2_000
 
 
 class Database:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,11 +58,11 @@ def test_a_long_wal_starts_over_though_writers_never_stop(sqlite_db: Database) -
     copies them before it lets go of the write lock: the writes after it start the
     WAL over."""
     _write_pages(sqlite_db, commits=WAL_RESTART_PAGES // 80 + 5, rows=80)
-    stop = threading.Event()
     commits: list[int] = []
+    until = [10**9]  # the writer stops after this many commits
 
     def keep_writing() -> None:
-        while not stop.is_set():
+        while len(commits) < until[0]:
             _write_pages(sqlite_db, commits=1, rows=5)
             commits.append(1)
 
@@ -69,13 +70,10 @@ def test_a_long_wal_starts_over_though_writers_never_stop(sqlite_db: Database) -
     writer.start()
     try:
         while len(commits) < 5:  # the writer is under way
-            stop.wait(0.01)
+            time.sleep(0.005)
         frames, _ = sqlite_db.checkpoint() or (0, 0)
-        during = len(commits)
-        while len(commits) < during + 5:  # and goes on after the checkpoint
-            stop.wait(0.01)
     finally:
-        stop.set()
+        until[0] = len(commits) + 5  # and makes five more commits after the checkpoint
         writer.join()
 
     assert frames > WAL_RESTART_PAGES
