@@ -9,7 +9,15 @@ from cardvault.crypto.envelope import (
 )
 from cardvault.crypto.errors import CryptoError, DecryptionError, KeyUnavailableError
 from cardvault.crypto.kek import KeyProvider, LocalFileKeyProvider
-from cardvault.crypto.pan import InvalidPan, Pan, luhn_check_digit, luhn_valid
+from cardvault.crypto.pan import (
+    InvalidPan,
+    Pan,
+    find_pan,
+    looks_like_pan,
+    luhn_check_digit,
+    luhn_valid,
+    mask_pans,
+)
 from cardvault.crypto.passwords import generate_password, hash_password, verify_password
 from cardvault.crypto.secrets import (
     ClientSecret,
@@ -38,6 +46,7 @@ __all__ = [
     "SigningKeyMaterial",
     "TokenInvalid",
     "VaultCipher",
+    "find_pan",
     "generate_client_id",
     "generate_client_secret",
     "generate_password",
@@ -45,8 +54,10 @@ __all__ = [
     "generate_token",
     "generate_user_code",
     "hash_password",
+    "looks_like_pan",
     "luhn_check_digit",
     "luhn_valid",
+    "mask_pans",
     "new_data_key",
     "ordered_id",
     "random_id",

@@ -8,6 +8,7 @@ one explicit way to get the digits, for encryption and for the networks.
 from __future__ import annotations
 
 import hmac
+import re
 
 MIN_LENGTH, MAX_LENGTH = 12, 19
 _DIGITS = frozenset("0123456789")
@@ -108,3 +109,43 @@ class Pan:
 
     def __hash__(self) -> int:
         return hash(("Pan", self.masked))
+
+
+# A PAN written inside other text: 12-19 digits, each pair separated by at most one
+# space or dash, with no more digits of the same run before or after it.
+_EMBEDDED = re.compile(r"(?<![0-9])(?<![0-9][ -])[0-9](?:[ -]?[0-9]){11,18}(?![ -]?[0-9])")
+
+
+def looks_like_pan(value: str) -> bool:
+    """True if ``value`` is a card number once spaces and dashes are removed
+    (12-19 ASCII digits, Luhn-valid): DESIGN §3, "treated as a PAN wherever it appears"."""
+    digits = value.translate(_SEPARATORS)
+    return MIN_LENGTH <= len(digits) <= MAX_LENGTH and set(digits) <= _DIGITS and luhn_valid(digits)
+
+
+def find_pan(text: str) -> Pan | None:
+    """The first card number written anywhere inside ``text``, or ``None``.
+
+    Finds a whole value that :func:`looks_like_pan` and a run of 12-19 digits inside
+    free text ("call 4242 4242 4242 4242"), digits grouped by single spaces or dashes.
+    A longer run of digits is not a card number.
+    """
+    if len(text) < MIN_LENGTH:
+        return None
+    for match in _EMBEDDED.finditer(text):
+        digits = match.group().translate(_SEPARATORS)
+        if luhn_valid(digits):
+            return Pan(digits)
+    return None
+
+
+def mask_pans(text: str) -> str:
+    """``text`` with every card number in it shown as BIN and last four only."""
+    if find_pan(text) is None:
+        return text
+
+    def masked(match: re.Match[str]) -> str:
+        found = find_pan(match.group())
+        return match.group() if found is None else found.masked
+
+    return _EMBEDDED.sub(masked, text)

@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-from cardvault.crypto import InvalidPan, Pan, luhn_check_digit, luhn_valid
+from cardvault.crypto import (
+    InvalidPan,
+    Pan,
+    find_pan,
+    looks_like_pan,
+    luhn_check_digit,
+    luhn_valid,
+    mask_pans,
+)
 
 TEST_PANS = [
     "4242424242424242",  # Visa
@@ -171,3 +179,40 @@ def test_hash_agrees_with_equality_and_reveals_nothing_hidden() -> None:
     assert c != a
     assert hash(c) == hash(a)  # the hash depends only on what may be shown
     assert len({a, c}) == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4242424242424242",
+        "4242 4242 4242 4242",
+        "4242-4242-4242-4242",
+        "card: 4242 4242 4242 4242, thanks",
+        "ref5555555555554444x",
+    ],
+)
+def test_find_pan_sees_a_card_number_however_it_is_written(text: str) -> None:
+    found = find_pan(text)
+    assert found is not None and found.last4 in ("4242", "4444")
+    assert found.reveal() not in mask_pans(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order-1842",
+        "4242424242424241",  # fails the Luhn check
+        "4242 4242 4242 4242 4242",  # 20 digits: longer than any card number
+        "12345678901",
+        "vlt_6pstbvn4g8fbcup41eat",
+    ],
+)
+def test_find_pan_leaves_other_text_alone(text: str) -> None:
+    assert find_pan(text) is None
+    assert mask_pans(text) == text
+
+
+def test_looks_like_pan_is_the_whole_value_rule() -> None:
+    assert looks_like_pan("4242-4242 4242-4242")
+    assert not looks_like_pan("card 4242424242424242")
+    assert not looks_like_pan("4242²4242424242424")
