@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jinja2
+import yaml
 from jinja2 import meta
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -27,8 +28,9 @@ def render(kind: str, name: str, variables: dict[str, str]) -> str:
         loader=jinja2.FileSystemLoader(TEMPLATES / kind),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 (YAML, not HTML; values go through tojson)
+        autoescape=False,  # noqa: S701 (YAML, not HTML; values go through the yaml filter)
     )
+    env.filters["yaml"] = yaml_scalar
     filename = name + SUFFIX
     assert env.loader is not None
     source = env.loader.get_source(env, filename)[0]
@@ -37,6 +39,13 @@ def render(kind: str, name: str, variables: dict[str, str]) -> str:
         hints = " ".join(f"--var {var}=value" for var in missing)
         raise TemplateError(f"template {name!r} needs {', '.join(missing)}: pass {hints}")
     return env.get_template(filename).render(**variables)
+
+
+def yaml_scalar(value: str) -> str:
+    """``value`` as one double-quoted YAML scalar that reads back exactly as ``value``
+    (JSON's escapes are not enough: YAML 1.1 readers split astral characters escaped as
+    surrogate pairs, and fold NEL and the Unicode line separators)."""
+    return yaml.safe_dump(value, default_style='"', width=float("inf")).rstrip("\n")
 
 
 def parse_vars(pairs: list[str]) -> dict[str, str]:
