@@ -1,6 +1,10 @@
 """A raw ASGI front for the hottest vault calls: ``GET /network-tokens/{key}``,
 ``GET /cards/{key}``, ``POST /cards`` and ``POST /network-tokens``.
 
+The input layer (``web/inputs.py``) in front of it has already checked the path,
+headers and body, and parsed the JSON body under its strict rules: the handlers
+validate that value (``PARSED_JSON`` in the scope), never the raw bytes again.
+
 It runs the same functions as the FastAPI routes (token check, scope and vault
 binding, the read or the enrolment, the audit record), without Starlette's
 middleware, routing and dependency solving, which cost about as much as the work

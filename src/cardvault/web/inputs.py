@@ -277,7 +277,7 @@ def parse_json(body: bytes, pan_fields: frozenset[str] = _NO_PAN) -> Any:
         raise Refused(400, "invalid-json", f"body: nested deeper than {MAX_DEPTH}") from None
     except ValueError as exc:
         raise Refused(400, "invalid-json", f"body: not valid JSON ({_reason(exc)})") from None
-    _walk(value, "", 0, pan_fields)
+    _walk(value, (), pan_fields)
     return value
 
 
@@ -285,34 +285,57 @@ def _reason(exc: ValueError) -> str:
     return exc.msg if isinstance(exc, json.JSONDecodeError) else "malformed"
 
 
-def _walk(value: Any, pointer: str, depth: int, pan_fields: frozenset[str]) -> None:
-    if isinstance(value, str):
-        pan = pointer not in pan_fields
-        check_text(value, _field(pointer), {"pointer": pointer}, lines=True, pan=pan)
-    elif isinstance(value, dict | list):
-        if depth >= MAX_DEPTH:
+def _walk(value: Any, path: tuple[str, ...], pan_fields: frozenset[str]) -> None:
+    """Check every key, string and number of ``value``; ``path`` is where it is."""
+    kind = type(value)
+    if kind is str:
+        if _suspect(value):
+            pointer = _pointer(path)
+            pan = pointer not in pan_fields
+            check_text(value, _field(pointer), {"pointer": pointer}, lines=True, pan=pan)
+    elif kind is dict or kind is list:
+        if len(path) >= MAX_DEPTH:
             raise Refused(400, "invalid-json", f"body: nested deeper than {MAX_DEPTH}")
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            if isinstance(key, str):
-                if len(key) > MAX_KEY:
-                    raise Refused(
-                        422, "invalid-format", f"body: keys are at most {MAX_KEY} characters"
-                    )
+        if kind is list:
+            for index, item in enumerate(value):
+                _walk(item, (*path, str(index)), pan_fields)
+            return
+        for key, item in value.items():
+            if len(key) > MAX_KEY:
+                raise Refused(422, "invalid-format", f"body: keys are at most {MAX_KEY} characters")
+            if _suspect(key):
+                pointer = _pointer(path)
                 check_text(key, f"{_field(pointer)} (a key)", {"pointer": pointer})
-                key = key.replace("~", "~0").replace("/", "~1")
-            _walk(item, f"{pointer}/{key}", depth + 1, pan_fields)
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int | float) and abs(value) >= 10**11 and pointer not in pan_fields:
-        found = find_pan(str(value) if isinstance(value, int) else repr(value))
-        if found is not None:
+            _walk(item, (*path, key), pan_fields)
+    elif (kind is int or kind is float) and abs(value) >= 10**11:
+        pointer = _pointer(path)
+        found = find_pan(str(value) if kind is int else repr(value))
+        if found is not None and pointer not in pan_fields:
             raise _pan_refusal(_field(pointer), found.masked, {"pointer": pointer})
 
 
+# A run of 12 digits, maybe grouped: the cheap test before the card number detector.
+_DIGITS = re.compile(r"[0-9](?:[ -]?[0-9]){11}")
+
+
+def _suspect(text: str) -> bool:
+    """Whether ``text`` needs a closer look: not plain printable ASCII, or digits
+    enough for a card number. Most strings of a request are neither."""
+    if not (text.isascii() and text.isprintable()):
+        return True
+    return len(text) >= 12 and _DIGITS.search(text) is not None
+
+
+def _pointer(path: tuple[str, ...]) -> str:
+    """RFC 6901: ``/holder_info/name``."""
+    return "".join("/" + key.replace("~", "~0").replace("/", "~1") for key in path)
+
+
 def _field(pointer: str) -> str:
-    """A pointer as a dotted field name for messages, e.g. ``holder_info.name``."""
-    return shown(pointer.lstrip("/").replace("/", "."), 80) or "body"
+    """A pointer as a dotted field name for messages, e.g. ``holder_info.name``. (Its
+    keys were checked on the way down: no card number or control character in them.)"""
+    name = pointer.lstrip("/").replace("/", ".") or "body"
+    return name if len(name) <= 80 else name[:79] + "…"
 
 
 # ---------------------------------------------------------------------- form bodies
