@@ -20,9 +20,8 @@ from cardvault.admin.common import audit_failures, own_org, record, runtime_of
 from cardvault.api.auth import Principal, require_scope
 from cardvault.audit import write_audit
 from cardvault.store.models import ServiceAccount
-from cardvault.store.paging import Cursor, InvalidCursor
+from cardvault.store.paging import CursorCodec
 from cardvault.store.types import utcnow
-from cardvault.web.errors import Unprocessable
 
 router = APIRouter(prefix="/organizations/{org_id}/service-accounts", tags=["service accounts"])
 
@@ -31,12 +30,18 @@ Reader = Annotated[Principal, Depends(require_scope("service-accounts:read"))]
 Writer = Annotated[Principal, Depends(require_scope("service-accounts:write"))]
 
 
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Scope = Annotated[str, Field(min_length=1, max_length=64)]
+Annotation = Annotated[str, Field(max_length=255)]
+
+
 class ServiceAccountIn(BaseModel):
-    name: str
-    scopes: list[str]
-    vault_ids: list[str] | None = None
-    annotations: dict[str, str] | None = None
-    access_token_lifespan: int | None = None
+    # Wide bounds at the edge; the accounts service says precisely what it accepts.
+    name: Annotated[str, Field(max_length=255)]
+    scopes: Annotated[list[Scope], Field(max_length=32)]
+    vault_ids: Annotated[list[Id], Field(max_length=32)] | None = None
+    annotations: Annotated[dict[Annotation, Annotation], Field(max_length=32)] | None = None
+    access_token_lifespan: Annotated[int, Field(ge=0, le=366 * 86_400)] | None = None
 
 
 class ServiceAccountOut(BaseModel):
@@ -63,7 +68,9 @@ class ServiceAccountPage(BaseModel):
 
 
 class RotateIn(BaseModel):
-    grace_period: int = Field(default=86_400, description="seconds the old secret keeps working")
+    grace_period: int = Field(
+        default=86_400, ge=0, le=7 * 86_400, description="seconds the old secret keeps working"
+    )
 
 
 class RotatedSecret(BaseModel):
@@ -149,20 +156,18 @@ def list_accounts(
     request: Request,
     principal: Reader,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> ServiceAccountPage:
     own_org(org_id, principal)
     runtime = runtime_of(request)
-    try:
-        after = Cursor.decode(cursor) if cursor else None
-    except InvalidCursor as exc:
-        raise Unprocessable("cursor: not a cursor from this API") from exc
+    codec, listing = CursorCodec.derived(runtime.hasher.hash), f"service-accounts:{org_id}"
+    after = codec.decode(cursor, listing) if cursor else None  # else 400 invalid-cursor
     with runtime.db.sessions() as session:
         page, following = sa.list_service_accounts(session, org_id, limit=limit, cursor=after)
         domain = runtime.settings.members_domain
         return ServiceAccountPage(
             data=[_out(a, domain) for a in page],
-            next_cursor=following.encode() if following else None,
+            next_cursor=codec.encode(following, listing) if following else None,
         )
 
 

@@ -21,7 +21,7 @@ from cardvault.network_tokens import services as network_tokens
 from cardvault.networks.simulator import provider_for
 from cardvault.store.db import Database
 from cardvault.store.direct import Bound
-from cardvault.store.paging import Cursor, InvalidCursor
+from cardvault.store.paging import CursorCodec
 from cardvault.web.errors import Unprocessable
 
 router = APIRouter(prefix="/cards", tags=["cards"])
@@ -29,6 +29,9 @@ router = APIRouter(prefix="/cards", tags=["cards"])
 Writer = Annotated[VaultCaller, Depends(vault_caller("cards:write"))]
 Reader = Annotated[VaultCaller, Depends(vault_caller("cards:read"))]
 Text = Annotated[str | None, Field(default=None, max_length=255)]
+# Wide bounds at the edge; the domain says precisely what it accepts (month 1-12...).
+Month = Annotated[int, Field(ge=0, le=99)]
+Year = Annotated[int, Field(ge=0, le=9999)]
 
 
 class BillingAddress(BaseModel):
@@ -52,8 +55,8 @@ class HolderInfo(BaseModel):
 
 class CardIn(BaseModel):
     pan: Annotated[str, Field(min_length=1, max_length=32)]
-    exp_month: int
-    exp_year: int
+    exp_month: Month
+    exp_year: Year
     cvc: Annotated[str | None, Field(default=None, pattern=r"^\d{3,4}$")] = None
     holder_info: HolderInfo | None = None
 
@@ -62,8 +65,8 @@ class CardIn(BaseModel):
 
 
 class CardPatch(BaseModel):
-    exp_month: int | None = None
-    exp_year: int | None = None
+    exp_month: Month | None = None
+    exp_year: Year | None = None
     holder_info: HolderInfo | None = None
 
 
@@ -235,16 +238,15 @@ def _store(
 def list_cards(
     caller: Reader,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> CardPage:
-    try:
-        after = Cursor.decode(cursor) if cursor else None
-    except InvalidCursor as exc:
-        raise Unprocessable("cursor: not a cursor from this API") from exc
+    codec, listing = CursorCodec.derived(caller.runtime.hasher.hash), f"cards:{caller.vault_id}"
+    after = codec.decode(cursor, listing) if cursor else None  # else 400 invalid-cursor
     with caller.runtime.db.sessions() as session:
         page, following = cards.list_cards(session, caller.vault_id, limit=limit, cursor=after)
         result = CardPage(
-            data=[card_out(c) for c in page], next_cursor=following.encode() if following else None
+            data=[card_out(c) for c in page],
+            next_cursor=codec.encode(following, listing) if following else None,
         )
     caller.runtime.audit.add(_audit(caller, "card.list", None, count=len(result.data)))
     return result

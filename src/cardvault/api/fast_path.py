@@ -1,6 +1,10 @@
 """A raw ASGI front for the hottest vault calls: ``GET /network-tokens/{key}``,
 ``GET /cards/{key}``, ``POST /cards`` and ``POST /network-tokens``.
 
+The input layer (``web/inputs.py``) in front of it has already checked the path,
+headers and body, and parsed the JSON body under its strict rules: the handlers
+validate that value (``PARSED_JSON`` in the scope), never the raw bytes again.
+
 It runs the same functions as the FastAPI routes (token check, scope and vault
 binding, the read or the enrolment, the audit record), without Starlette's
 middleware, routing and dependency solving, which cost about as much as the work
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,6 +34,7 @@ from cardvault.network_tokens.errors import TokenNotFound
 from cardvault.networks.provider import ProviderError
 from cardvault.runtime import Runtime
 from cardvault.web.errors import ApiError, provider_error_response
+from cardvault.web.inputs import PARSED_JSON
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +63,8 @@ class Headers:
                 self.length = int(value) if value.isdigit() else -1
 
 
-Handler = Callable[[Runtime, Scope, Headers, bytes], Awaitable[tuple[int, bytes]]]
+# The body as the input layer parsed it (strict JSON, bounded, no stray card number).
+Handler = Callable[[Runtime, Scope, Headers, Any], Awaitable[tuple[int, bytes]]]
 
 
 def _caller(runtime: Runtime, scope: Scope, headers: Headers, needed: str) -> VaultCaller:
@@ -67,31 +74,29 @@ def _caller(runtime: Runtime, scope: Scope, headers: Headers, needed: str) -> Va
 
 
 async def _get_token(
-    runtime: Runtime, scope: Scope, headers: Headers, _body: bytes
+    runtime: Runtime, scope: Scope, headers: Headers, _body: Any
 ) -> tuple[int, bytes]:
     caller = _caller(runtime, scope, headers, "network-tokens:read")
     return 200, await read_token_json(caller, scope["path"][len("/network-tokens/") :])
 
 
 async def _get_card(
-    runtime: Runtime, scope: Scope, headers: Headers, _body: bytes
+    runtime: Runtime, scope: Scope, headers: Headers, _body: Any
 ) -> tuple[int, bytes]:
     caller = _caller(runtime, scope, headers, "cards:read")
     return 200, await read_card_json(caller, scope["path"][len("/cards/") :])
 
 
-async def _enroll(
-    runtime: Runtime, scope: Scope, headers: Headers, body: bytes
-) -> tuple[int, bytes]:
+async def _enroll(runtime: Runtime, scope: Scope, headers: Headers, body: Any) -> tuple[int, bytes]:
     caller = _caller(runtime, scope, headers, "cards:write")
-    return await enroll(caller, CardIn.model_validate_json(body), headers.idempotency_key)
+    return await enroll(caller, CardIn.model_validate(body), headers.idempotency_key)
 
 
 async def _provision(
-    runtime: Runtime, scope: Scope, headers: Headers, body: bytes
+    runtime: Runtime, scope: Scope, headers: Headers, body: Any
 ) -> tuple[int, bytes]:
     caller = _caller(runtime, scope, headers, "network-tokens:write")
-    request = NetworkTokenIn.model_validate_json(body)
+    request = NetworkTokenIn.model_validate(body)
     return await provision_json(caller, request, headers.idempotency_key)
 
 
@@ -120,14 +125,15 @@ class FastPath:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope)
-        body = b""
+        body, parsed = b"", None
         if scope["method"] == "POST":
-            if not (0 <= headers.length <= MAX_BODY and headers.content_type == JSON):
+            ready = 0 <= headers.length <= MAX_BODY and headers.content_type == JSON
+            if not (ready and PARSED_JSON in scope):
                 await self.app(scope, receive, send)
                 return
-            body = await _read_body(receive)
+            body, parsed = await _read_body(receive), scope[PARSED_JSON]
         try:
-            status, payload = await handler(self._runtime(), scope, headers, body)
+            status, payload = await handler(self._runtime(), scope, headers, parsed)
         except REFUSED:
             await self.app(scope, _replay(body, receive), send)
             return

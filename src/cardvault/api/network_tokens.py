@@ -18,6 +18,8 @@ from cardvault.accounts.scopes import satisfies
 from cardvault.api.cards import (
     CardIn,
     Enrolment,
+    Month,
+    Year,
     prepare_enrolment,
     replay_of,
     store_enrolment,
@@ -41,7 +43,7 @@ from cardvault.networks.provider import ProviderError
 from cardvault.networks.simulator import provider_for
 from cardvault.store.direct import Bound
 from cardvault.store.models import Card
-from cardvault.store.paging import Cursor, InvalidCursor
+from cardvault.store.paging import CursorCodec
 from cardvault.web.errors import InsufficientScope, Unprocessable
 
 router = APIRouter(prefix="/network-tokens", tags=["network tokens"])
@@ -49,14 +51,17 @@ router = APIRouter(prefix="/network-tokens", tags=["network tokens"])
 Writer = Annotated[VaultCaller, Depends(vault_caller("network-tokens:write"))]
 Reader = Annotated[VaultCaller, Depends(vault_caller("network-tokens:read"))]
 States = Literal["PENDING", "ACTIVE", "SUSPENDED", "DELETED", "FAILED"]
+Key = Annotated[
+    str | None, Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+]
 
 
 class NetworkTokenIn(BaseModel):
-    pan_alias: str | None = None
-    card_id: str | None = None
+    pan_alias: Key = None
+    card_id: Key = None
     pan: str | None = Field(default=None, max_length=32)
-    exp_month: int | None = None
-    exp_year: int | None = None
+    exp_month: Month | None = None
+    exp_year: Year | None = None
     cvc: str | None = Field(default=None, pattern=r"^\d{3,4}$")
 
     @model_validator(mode="after")
@@ -276,19 +281,22 @@ def list_tokens(
     caller: Reader,
     state: States | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
-    try:
-        after = Cursor.decode(cursor) if cursor else None
-    except InvalidCursor as exc:
-        raise Unprocessable("cursor: not a cursor from this API") from exc
+    codec, listing = (
+        CursorCodec.derived(caller.runtime.hasher.hash),
+        f"network-tokens:{caller.vault_id}",
+    )
+    after = codec.decode(cursor, listing) if cursor else None  # else 400 invalid-cursor
     with caller.runtime.db.sessions() as session:
         page, following = tokens.list_tokens(
             session, caller.vault_id, state=state, limit=limit, cursor=after
         )
         data = [token_out(t, session.get(Card, t.card_id)) for t in page]
     caller.runtime.audit.add(_audit(caller, "network_token.list", None, count=len(data)))
-    return _json({"data": data, "next_cursor": following.encode() if following else None})
+    return _json(
+        {"data": data, "next_cursor": codec.encode(following, listing) if following else None}
+    )
 
 
 @router.get("/{pan_alias}")
@@ -340,12 +348,15 @@ def delete_token(pan_alias: str, caller: Writer) -> Response:
     return _transition("delete", pan_alias, caller, "deleted by the token requestor")
 
 
-Key = Annotated[str | None, Header(alias="Idempotency-Key")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
 
 @router.post("/{pan_alias}/suspend")
 def suspend_token(
-    pan_alias: str, caller: Writer, body: ReasonIn | None = None, idempotency_key: Key = None
+    pan_alias: str,
+    caller: Writer,
+    body: ReasonIn | None = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     reason = (body or ReasonIn()).reason
     return _transition("suspend", pan_alias, caller, reason, idempotency_key)
@@ -353,7 +364,10 @@ def suspend_token(
 
 @router.post("/{pan_alias}/resume")
 def resume_token(
-    pan_alias: str, caller: Writer, body: ReasonIn | None = None, idempotency_key: Key = None
+    pan_alias: str,
+    caller: Writer,
+    body: ReasonIn | None = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     reason = (body or ReasonIn()).reason
     return _transition("resume", pan_alias, caller, reason, idempotency_key)

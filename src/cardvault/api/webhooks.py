@@ -24,7 +24,9 @@ Reader = Annotated[VaultCaller, Depends(vault_caller("webhooks:read"))]
 
 class EndpointIn(BaseModel):
     url: Annotated[str, Field(min_length=1, max_length=MAX_URL)]
-    events: Annotated[list[str], Field(min_length=1, max_length=16)]
+    events: Annotated[
+        list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=16)
+    ]
 
 
 class RotateIn(BaseModel):

@@ -69,12 +69,22 @@ def new_account(request: Request, signed: Viewer) -> Response:
     )
 
 
+def seconds(text: str) -> int | None:
+    """Whole seconds typed in a form (ASCII digits, at most ten), or ``None``.
+
+    ``str.isdigit`` is not enough: it accepts digits that ``int`` refuses, like ``²``."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        return None
+    return int(text)
+
+
 def _lifespan(text: str, default: int) -> int:
     if not text:
         return default
-    if not text.isdigit():
+    value = seconds(text)
+    if value is None:
         raise ValidationFailed("access_token_lifespan", "must be a whole number of seconds")
-    return int(text)
+    return value
 
 
 @router.post("")
@@ -163,8 +173,8 @@ def confirm_rotate(client_id: str, request: Request, signed: Viewer) -> Response
 async def rotate(client_id: str, request: Request) -> Response:
     signed, form = await signed_form(request)
     runtime = runtime_of(request)
-    grace_text = field(form, "grace_period", "86400")
-    grace = dt.timedelta(seconds=int(grace_text) if grace_text.isdigit() else -1)
+    grace_seconds = seconds(field(form, "grace_period", "86400"))
+    grace = dt.timedelta(seconds=-1 if grace_seconds is None else grace_seconds)  # -1: refused
     with runtime.db.transaction() as session:
         account, secret = sa.rotate_secret(
             session, runtime.hasher, signed.who.org_id, client_id, grace=grace, now=utcnow()

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from cardvault.accounts.services import create_vault
@@ -88,12 +88,12 @@ def _time(text: str | None) -> dt.datetime | None:
 def audit_page(
     request: Request,
     signed: Viewer,
-    actor: str = "",
-    action: str = "",
-    outcome: str = "",
-    since: str = "",
-    until: str = "",
-    before: int | None = None,
+    actor: Annotated[str, Query(max_length=255)] = "",
+    action: Annotated[str, Query(max_length=64)] = "",
+    outcome: Annotated[str, Query(max_length=16)] = "",
+    since: Annotated[str, Query(max_length=32)] = "",
+    until: Annotated[str, Query(max_length=32)] = "",
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> Response:
     wanted = queries.AuditFilter(actor, action, outcome, _time(since), _time(until))
     runtime = runtime_of(request)
@@ -118,7 +118,9 @@ def audit_page(
 
 
 @router.get("/device")
-def device_page(request: Request, signed: Viewer, user_code: str = "") -> Response:
+def device_page(
+    request: Request, signed: Viewer, user_code: Annotated[str, Query(max_length=32)] = ""
+) -> Response:
     pending: str | None = None
     error = None
     if user_code:

@@ -1,12 +1,14 @@
-"""Opaque cursors for keyset pagination, newest first (created_at, id)."""
+"""Keyset pagination, newest first (created_at, id), with opaque signed cursors."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import datetime as dt
-import json
-from collections.abc import Sequence
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -15,29 +17,76 @@ from sqlalchemy.orm import Session
 
 
 class InvalidCursor(ValueError):
-    """The cursor was not produced by this service."""
+    """The cursor was not produced by this service for this listing."""
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+MAX_CURSOR = 160  # characters: a 64-character id makes a cursor of about 120
+MAC_SIZE = 16
+KEY_LABEL = "cardvault/pagination-cursor/v1"
+_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CURSOR}}}")
+_PAYLOAD = re.compile(rb"([0-9]{1,17})\.([A-Za-z0-9_-]{1,64})")
 
 
 @dataclass(frozen=True)
 class Cursor:
+    """A position in a listing, newest first: the last row's (created_at, id)."""
+
     created_at: dt.datetime
     id: str
 
-    def encode(self) -> str:
-        raw = json.dumps({"t": self.created_at.isoformat(), "i": self.id}).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+class CursorCodec:
+    """Cursors as opaque, signed strings: base64url of ``<microseconds>.<id>`` and an
+    HMAC-SHA-256 tag (16 bytes) over that and the listing it belongs to.
+
+    The key must be the same on every node (it is derived from the installation's
+    pepper, which all nodes share), so that a page started on one node continues on
+    another. A cursor is only valid for the listing (``scope``: e.g. the vault's cards)
+    it was made for. :meth:`decode` parses a fixed shape with bounded lengths and a
+    date in range, and raises :class:`InvalidCursor` for anything else.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("a cursor key has at least 256 bits")
+        self._key = key
 
     @classmethod
-    def decode(cls, value: str) -> Cursor:
+    def derived(cls, keyed_hash: Callable[[str], bytes]) -> CursorCodec:
+        """The codec whose key is ``keyed_hash`` (an HMAC under a shared secret) of a
+        fixed label."""
+        return cls(keyed_hash(KEY_LABEL))
+
+    def _tag(self, scope: str, payload: bytes) -> bytes:
+        message = scope.encode() + b"\n" + payload
+        return hmac.new(self._key, message, hashlib.sha256).digest()[:MAC_SIZE]
+
+    def encode(self, cursor: Cursor, scope: str) -> str:
+        micros = (cursor.created_at - EPOCH) // dt.timedelta(microseconds=1)
+        payload = f"{micros}.{cursor.id}".encode()
+        raw = payload + self._tag(scope, payload)
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def decode(self, value: str, scope: str) -> Cursor:
+        if not _SHAPE.fullmatch(value):
+            raise InvalidCursor("not a cursor of this service")
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            data = json.loads(raw)
-            created = dt.datetime.fromisoformat(data["t"])
-            if created.tzinfo is None or not isinstance(data["i"], str):
-                raise ValueError("bad cursor")
-            return cls(created, data["i"])
-        except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-            raise InvalidCursor("cursor is not valid") from exc
+        except (binascii.Error, ValueError):
+            raise InvalidCursor("not a cursor of this service") from None
+        payload, tag = raw[:-MAC_SIZE], raw[-MAC_SIZE:]
+        if len(raw) <= MAC_SIZE or not hmac.compare_digest(tag, self._tag(scope, payload)):
+            raise InvalidCursor("not a cursor of this listing")
+        shape = _PAYLOAD.fullmatch(payload)
+        if shape is None:
+            raise InvalidCursor("not a cursor of this service")
+        created = EPOCH + dt.timedelta(microseconds=int(shape.group(1)))
+        if not EARLIEST <= created <= LATEST:
+            raise InvalidCursor("the cursor's date is out of range")
+        return Cursor(created, shape.group(2).decode("ascii"))
 
 
 M = TypeVar("M")

@@ -26,6 +26,8 @@ from cardvault.networks.provider import ProviderError
 from cardvault.oauth.routes import OAuthRoutes, OAuthService
 from cardvault.runtime import Runtime
 from cardvault.settings import Settings, get_settings
+from cardvault.store.paging import InvalidCursor
+from cardvault.web import openapi
 from cardvault.web.errors import (
     ApiError,
     accounts_error_handler,
@@ -33,16 +35,18 @@ from cardvault.web.errors import (
     bulk_error_handler,
     card_error_handler,
     http_error_handler,
+    invalid_cursor_handler,
     provider_error_handler,
     token_not_found_handler,
     validation_error_handler,
     webhook_error_handler,
 )
+from cardvault.web.inputs import InputLayer
 from cardvault.web.logging import configure_logging
 from cardvault.webhooks.errors import WebhookError
 
 
-def create_app(settings: Settings | None = None) -> OAuthRoutes:
+def create_app(settings: Settings | None = None) -> InputLayer:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
 
@@ -92,11 +96,14 @@ def create_app(settings: Settings | None = None) -> OAuthRoutes:
     app.add_exception_handler(UnknownEvent, webhook_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(InvalidCursor, invalid_cursor_handler)
+    openapi.install(app)
     install_dashboard(app, settings)  # after the API's handlers: it refines them for pages
     # The OAuth routes and the hottest vault calls sit in front and skip FastAPI.
     hot = FastPath(app, lambda: app.state.runtime)
     front = OAuthRoutes(hot, settings.realm, lambda: app.state.oauth)
-    return front
+    # Outermost: no route, fast or not, sees an input this layer refuses.
+    return InputLayer(front)
 
 
 def health(request: Request) -> JSONResponse:

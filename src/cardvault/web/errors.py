@@ -16,6 +16,7 @@ from cardvault.cards.errors import CardError
 from cardvault.events.errors import UnknownEvent
 from cardvault.network_tokens.errors import TokenNotFound
 from cardvault.networks.provider import ProviderError
+from cardvault.store.paging import InvalidCursor
 from cardvault.webhooks.errors import WebhookError
 
 
@@ -140,3 +141,9 @@ async def http_error_handler(_request: Request, exc: Exception) -> Response:
 async def webhook_error_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, WebhookError | UnknownEvent)
     return error_response(exc.status, exc.code, exc.detail)
+
+
+async def invalid_cursor_handler(_request: Request, exc: Exception) -> Response:
+    """Any cursor this service did not make for this listing: 400 ``invalid-cursor``."""
+    assert isinstance(exc, InvalidCursor)
+    return error_response(400, "invalid-cursor", f"cursor: {exc}", source={"parameter": "cursor"})

@@ -121,7 +121,8 @@ def test_pages_newest_first_with_an_opaque_cursor(admin: Admin) -> None:
         or admin.get(limit=2, cursor=third["next_cursor"]).json()["data"] == []
     )
     bad = admin.get(cursor="not-a-cursor")
-    assert bad.status_code == 422
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["code"] == "invalid-cursor"
 
 
 def test_delete_then_404(admin: Admin) -> None:
