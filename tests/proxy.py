@@ -2,8 +2,10 @@
 
 ``cut()`` resets every open connection and refuses new ones (as a database that
 restarts, or a network that drops, does to its clients); ``restore()`` accepts
-again. Threads, plain sockets, nothing mocked: the server's driver sees real
-resets and real refusals.
+again; ``reset()`` drops the open connections only; ``drop_on`` drops any
+connection on which the server sends those bytes (a statement), so that a fault
+hits one chosen step and not the others. Threads, plain sockets, nothing mocked:
+the server's driver sees real resets and real refusals.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ class TcpProxy:
         self.port = free_port()
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
+        self._clients: set[socket.socket] = set()  # the server's ends of connections
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
+        self.drop_on: bytes | None = None  # drop a connection that sends this
 
     def __enter__(self) -> TcpProxy:
         self.restore()
@@ -58,6 +62,7 @@ class TcpProxy:
         with self._lock:
             listener, self._listener = self._listener, None
             sockets, self._open = self._open, set()
+            self._clients = set()
         if listener is not None:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
@@ -67,6 +72,14 @@ class TcpProxy:
         if self._acceptor is not None:
             self._acceptor.join(timeout=5)
             self._acceptor = None
+
+    def reset(self) -> None:
+        """Drop every forwarded connection; new ones are accepted as before."""
+        with self._lock:
+            sockets, self._open = self._open, set()
+            self._clients = set()
+        for sock in sockets:
+            _reset(sock)
 
     @property
     def listening(self) -> bool:
@@ -98,12 +111,16 @@ class TcpProxy:
                     _reset(server)
                     return
                 self._open.update((client, server))
+                self._clients.add(client)
             for source, target in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
 
     def _pump(self, source: socket.socket, target: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                trigger = self.drop_on
+                if trigger is not None and source in self._clients and trigger in data:
+                    break  # a fault at a chosen moment: the statement never arrives
                 target.sendall(data)
         except OSError:
             pass
@@ -111,6 +128,8 @@ class TcpProxy:
             gone = source in self._open
             self._open.discard(source)
             self._open.discard(target)
+            self._clients.discard(source)
+            self._clients.discard(target)
         if gone:
             _reset(source)
             _reset(target)

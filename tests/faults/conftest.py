@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -26,21 +27,41 @@ class Proxied:
     factory: Factory
 
 
+MakeProxied = Callable[..., Proxied]
+
+
 @pytest.fixture
-def proxied(databases: Databases, tmp_path: Path) -> Iterator[Proxied]:
-    direct = make_url(databases.url("postgresql"))
-    with TcpProxy(direct.host or "127.0.0.1", direct.port or 5432) as proxy:
+def make_proxied(databases: Databases, tmp_path: Path) -> Iterator[MakeProxied]:
+    """``make_proxied(**settings)``: a server on a new PostgreSQL database, reached
+    through a proxy."""
+    made: list[Proxied] = []
+
+    def make(**settings: Any) -> Proxied:
+        direct = make_url(databases.url("postgresql"))
+        proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432)
+        proxy.restore()
         through = direct.set(port=proxy.port).render_as_string(hide_password=False)
-        server = Server(tmp_path / "srv", through, free_port())
-        server.start()
+        server = Server(tmp_path / f"srv{len(made)}", through, free_port(), settings=settings)
         plain = dataclasses.replace(
-            server, database_url=direct.render_as_string(hide_password=False), process=None
+            server, database_url=direct.render_as_string(hide_password=False)
         )
-        factory = Factory(plain)
         try:
-            yield Proxied(server, proxy, factory)
-        finally:
-            proxy.restore()  # let the server stop cleanly
-            factory.close()
-            server.stop()
-            assert_no_secrets(server)
+            server.start()
+        except BaseException:
+            proxy.cut()
+            raise
+        made.append(Proxied(server, proxy, Factory(plain)))
+        return made[-1]
+
+    yield make
+    for proxied in made:
+        proxied.proxy.restore()  # let the server stop cleanly
+        proxied.factory.close()
+        proxied.server.stop()
+        proxied.proxy.cut()
+        assert_no_secrets(proxied.server)
+
+
+@pytest.fixture
+def proxied(make_proxied: MakeProxied) -> Proxied:
+    return make_proxied()
