@@ -209,12 +209,16 @@ class Runtime:
     async def _checkpoint_loop(self) -> None:
         """SQLite: copies the WAL into the database file, in a thread, every
         CHECKPOINT_INTERVAL seconds, so that writers need not (see ``Database.checkpoint``)."""
+        failing = False  # a full disk fails every round: say so once, not ten times a second
         while True:
             try:
                 if await asyncio.to_thread(self.db.checkpoint) is None:
                     return  # not SQLite, or no file
-            except Exception:
-                log.exception("WAL checkpoint failed; will retry")
+                failing = False
+            except Exception as error:
+                if not failing:
+                    log_failure(log, "WAL checkpoint failed; will retry", error)
+                failing = True
             await asyncio.sleep(CHECKPOINT_INTERVAL)
 
     async def _flush_loop(self) -> None:
