@@ -26,10 +26,12 @@ from cardvault.oauth.client_cache import ClientCache
 from cardvault.oauth.throttle import FailureThrottle
 from cardvault.settings import Settings
 from cardvault.store import Database, create_database, upgrade
+from cardvault.store.files import secure_data_dir
 from cardvault.store.group_commit import GroupCommit
 from cardvault.store.models import Base
 from cardvault.store.probe import ChangeProbe
 from cardvault.store.types import utcnow
+from cardvault.store.unavailable import log_failure
 from cardvault.sync.changes import ChangeFeed, Freshness
 from cardvault.sync.revocations import RevocationState
 from cardvault.webhooks.addresses import AddressPolicy, parse_networks
@@ -44,8 +46,9 @@ CHECKPOINT_INTERVAL = 0.1  # seconds between WAL checkpoints (SQLite)
 
 
 def prepare(settings: Settings) -> Database:
-    """Apply migrations and create missing installation keys; returns the database."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """Apply migrations and create missing installation keys; returns the database.
+    From here on, whatever the process writes in the data directory is private."""
+    secure_data_dir(settings.data_dir, settings.database_url)
     upgrade(settings.database_url)
     db = create_database(settings.database_url)
     ensure_installation_keys(db, LocalFileKeyProvider(settings.kek_path), settings.signing_alg)
@@ -179,8 +182,8 @@ class Runtime:
                 await asyncio.to_thread(
                     settle_pending, self.db, provider_for, self.vault_keys.cipher
                 )
-            except Exception:
-                log.exception("settling pending network tokens failed; will retry")
+            except Exception as error:
+                log_failure(log, "settling pending network tokens failed; will retry", error)
 
     async def _bulk_loop(self) -> None:
         """Processes bulk enrolment jobs, one chunk at a time (see ``bulk/worker.py``)."""
@@ -196,8 +199,8 @@ class Runtime:
                 try:
                     if busy or probe.changed() or worker.due():
                         busy = await asyncio.to_thread(worker.step)
-                except Exception:
-                    log.exception("bulk enrolment step failed; will retry")
+                except Exception as error:
+                    log_failure(log, "bulk enrolment step failed; will retry", error)
                     busy = False
                 await asyncio.sleep(settings.bulk_pause if busy else settings.bulk_poll_interval)
         finally:
@@ -206,12 +209,16 @@ class Runtime:
     async def _checkpoint_loop(self) -> None:
         """SQLite: copies the WAL into the database file, in a thread, every
         CHECKPOINT_INTERVAL seconds, so that writers need not (see ``Database.checkpoint``)."""
+        failing = False  # a full disk fails every round: say so once, not ten times a second
         while True:
             try:
                 if await asyncio.to_thread(self.db.checkpoint) is None:
                     return  # not SQLite, or no file
-            except Exception:
-                log.exception("WAL checkpoint failed; will retry")
+                failing = False
+            except Exception as error:
+                if not failing:
+                    log_failure(log, "WAL checkpoint failed; will retry", error)
+                failing = True
             await asyncio.sleep(CHECKPOINT_INTERVAL)
 
     async def _flush_loop(self) -> None:
@@ -221,8 +228,8 @@ class Runtime:
                 continue
             try:
                 await asyncio.to_thread(self.audit.flush)
-            except Exception:
-                log.exception("writing audit records failed; will retry")
+            except Exception as error:
+                log_failure(log, "writing audit records failed; will retry", error)
 
     async def _housekeeping(self) -> None:
         while True:

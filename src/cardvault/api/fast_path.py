@@ -33,8 +33,10 @@ from cardvault.cards.errors import CardError
 from cardvault.network_tokens.errors import TokenNotFound
 from cardvault.networks.provider import ProviderError
 from cardvault.runtime import Runtime
+from cardvault.store.unavailable import is_unavailable
 from cardvault.web.errors import ApiError, provider_error_response
 from cardvault.web.inputs import PARSED_JSON
+from cardvault.web.unavailable import log_unavailable, unavailable_response
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +142,11 @@ class FastPath:
         except ProviderError as refusal:
             await provider_error_response(refusal)(scope, receive, send)
             return
-        except Exception:
+        except Exception as error:
+            if is_unavailable(error):
+                log_unavailable(scope["method"], scope["path"], error)
+                await unavailable_response()(scope, receive, send)
+                return
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             status, payload = 500, INTERNAL_ERROR
         await send(

@@ -9,6 +9,11 @@ lock held and writes them in a second short write transaction
 at the same time and queue only for the writes. The server runs one worker per
 process, one chunk at a time, pausing between chunks so that interactive requests get
 the database's write lock and the interpreter in between.
+
+A chunk that fails because the database is out of reach (a restart, a reset
+connection, a full disk) is not the rows' fault: nothing of it is recorded, its claim
+lapses and the rows are processed again once the database is back. Only an error of
+the rows themselves is recorded as their outcome.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from cardvault.keys.vault_keys import VaultKeys
 from cardvault.network_tokens.services import ProviderFor
 from cardvault.store.bulk_models import BulkJob
 from cardvault.store.db import Database
+from cardvault.store.unavailable import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +108,9 @@ class BulkWorker:
         keys = self._keys(claim)
         try:
             self._chunk(keys, claim)
-        except Exception:
+        except Exception as error:
+            if is_unavailable(error):
+                raise  # transient: the claim lapses and the rows are tried again
             log.exception("a bulk chunk failed; retrying its rows one at a time")
             self._one_by_one(keys, claim)
         return True
@@ -122,7 +130,10 @@ class BulkWorker:
             alone = dataclasses.replace(claim, rows=(row,))
             try:
                 self._chunk(keys, alone)
-            except Exception:
+            except Exception as error:
+                if is_unavailable(error):
+                    # The database, not the row: never the row's recorded outcome.
+                    raise
                 log.exception("a bulk row failed unexpectedly; recording it as failed")
                 with self.db.transaction() as session:
                     fail_rows(session, alone)

@@ -80,6 +80,9 @@ def init(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Create the first organization, vault, admin and CLI credentials (once)."""
+    from cardvault.store.files import private_files
+
+    private_files()
     result, created = _init(get_settings())
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
@@ -97,8 +100,10 @@ def serve(
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    from cardvault.store.files import private_files
     from cardvault.web.logging import log_dictconfig
 
+    private_files()  # before anything is written: the workers inherit it
     for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
         if value is not None:
             os.environ[f"CARDVAULT_{name}"] = str(value)
@@ -133,9 +138,10 @@ def serve(
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
     from cardvault.store import upgrade
+    from cardvault.store.files import secure_data_dir
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir, settings.database_url)
     upgrade(settings.database_url, revision)
 
 

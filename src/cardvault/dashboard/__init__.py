@@ -16,7 +16,9 @@ from cardvault.dashboard import credentials, organization, pages, signin
 from cardvault.dashboard.web import HERE, Refusal, SignInRequired, redirect, render, sign_in_url
 from cardvault.oauth.throttle import FailureThrottle
 from cardvault.settings import Settings
+from cardvault.store.unavailable import RETRY_AFTER, is_unavailable
 from cardvault.web.errors import accounts_error_handler, http_error_handler
+from cardvault.web.unavailable import DATABASE_ERRORS, log_unavailable, unavailable_handler
 
 PREFIX = "/dashboard"
 
@@ -37,6 +39,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(AccountsError, _accounts_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for database_error in DATABASE_ERRORS:
+        app.add_exception_handler(database_error, _unavailable)
 
 
 async def _refusal(request: Request, exc: Exception) -> Response:
@@ -68,3 +72,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     title = "Page not found" if exc.status_code == 404 else "Request refused"
     message = "There is no such page." if exc.status_code == 404 else str(exc.detail)
     return render(request, "error.html", status=exc.status_code, title=title, message=message)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """The database is out of reach: a 503 page (a bug is re-raised: a 500)."""
+    if not _is_page(request):
+        return await unavailable_handler(request, exc)
+    if not is_unavailable(exc):
+        raise exc
+    log_unavailable(request.method, request.url.path, exc)
+    page = render(
+        request,
+        "error.html",
+        status=503,
+        title="Temporarily unavailable",
+        message="The service cannot reach its database right now. Try again in a moment.",
+    )
+    page.headers["Retry-After"] = str(RETRY_AFTER)
+    return page

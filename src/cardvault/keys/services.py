@@ -70,9 +70,29 @@ def load_keyring(
 def rotate_signing_key(
     session: Session, kek: KeyProvider, *, alg: str, delay: dt.timedelta, now: dt.datetime
 ) -> SigningKey:
-    """Publish a new key now; it starts signing after ``delay``, retiring the current one."""
+    """Publish a new key now; it starts signing after ``delay``, retiring the current one.
+
+    A rotation already under way (a key published but not signing yet) is the
+    rotation: asking again returns that key, brought forward if this asks for it
+    sooner, so two rotations at the same moment (two operators, two processes) make
+    one new key. The current keys are locked first (PostgreSQL ``FOR UPDATE``; on
+    SQLite the write transaction holds the database's lock), so the second rotation
+    waits for the first and then finds its key."""
     activates = now + delay
-    current = session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))).all()
+    live = SigningKey.retired_at.is_(None)
+    session.execute(select(SigningKey.kid).where(live).with_for_update())  # wait for a rival
+    # Read again: a rival's new key is visible to a statement begun after it committed.
+    current = session.scalars(select(SigningKey).where(live)).all()
+    pending = [key for key in current if key.activates_at > now]
+    if pending:
+        key = max(pending, key=lambda k: k.activates_at)
+        if activates < key.activates_at:
+            for older in current:
+                if older is not key:
+                    older.retired_at = activates
+            key.activates_at = activates
+            publish_change(session, "keys", key.kid)
+        return key
     for key in current:
         key.retired_at = activates
     material = generate_signing_key(alg, kek)

@@ -28,6 +28,8 @@ from cardvault.oauth.revocation import RevocationEndpoint
 from cardvault.oauth.token_endpoint import TokenEndpoint, TokenRequest
 from cardvault.runtime import Runtime
 from cardvault.store.types import utcnow
+from cardvault.store.unavailable import is_unavailable
+from cardvault.web.unavailable import HEADERS, OAUTH_BODY, log_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,11 @@ def error_reply(error: OAuthError) -> Reply:
 
 
 REALM_NOT_FOUND = reply({"error": "Realm does not exist"}, 404)
+SERVER_ERROR = reply({"error": "server_error", "error_description": "Internal error"}, 500)
+# The database is out of reach: RFC 6749's shape, 503 and Retry-After.
+UNAVAILABLE = Reply(
+    503, OAUTH_BODY, [JSON, *((k.lower().encode(), v.encode()) for k, v in HEADERS.items())]
+)
 
 
 @dataclass(frozen=True)
@@ -211,9 +218,13 @@ class OAuthRoutes:
             result = await getattr(self._service(), name)(call)
         except OAuthError as error:
             result = error_reply(error)
-        except Exception:
-            log.exception("unhandled error on %s", path)
-            result = reply({"error": "server_error", "error_description": "Internal error"}, 500)
+        except Exception as error:
+            if is_unavailable(error):
+                log_unavailable(method, path, error)
+                result = UNAVAILABLE
+            else:
+                log.exception("unhandled error on %s", path)
+                result = SERVER_ERROR
         await _send(send, result)
 
     async def _read(self, scope: Scope, receive: Receive) -> Call:

@@ -34,6 +34,18 @@ WRITER_CHECKPOINT_PAGES = 10_000
 # writer starts the WAL over.
 WAL_RESTART_PAGES = 2_000
 
+# PostgreSQL: seconds to wait for a pooled connection, and libpq's connection
+# parameters that bound connecting and a connection whose peer went silent.
+POOL_TIMEOUT = 3
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 3,
+    "tcp_user_timeout": 5000,  # ms a sent packet may stay unacknowledged
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
+
 
 class Database:
     """One engine and its session factories.
@@ -258,7 +270,7 @@ def create_database(url: str) -> Database:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 10},
@@ -276,6 +288,11 @@ def create_database(url: str) -> Database:
             pool_size=10,
             max_overflow=20,
             pool_pre_ping=True,
+            # An unreachable database fails requests in seconds (a 503), never hangs
+            # them: connecting, waiting for a pooled connection, and data sent that
+            # the server never acknowledges are all bounded.
+            pool_timeout=POOL_TIMEOUT,
+            connect_args=PG_CONNECT_ARGS,
             hide_parameters=True,
             json_serializer=_json_text,
             json_deserializer=orjson.loads,

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
-from cardvault.store.db import Database
+from cardvault.store.db import PG_CONNECT_ARGS, Database
 from cardvault.store.models import Change
 from cardvault.store.types import utcnow
+from cardvault.store.unavailable import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,8 @@ class ChangeFeed:
             self._wake.clear()
             try:
                 await asyncio.to_thread(self.poll_once)
-            except Exception:
-                log.exception("change feed poll failed; retrying")
+            except Exception as error:
+                log_failure(log, "change feed poll failed; retrying", error)
 
     def stop(self) -> None:
         self._stop.set()
@@ -121,7 +122,7 @@ class ChangeFeed:
         url = self._db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         while not self._stop.is_set():
             try:
-                with psycopg.connect(url, autocommit=True) as conn:
+                with psycopg.connect(url, autocommit=True, **PG_CONNECT_ARGS) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):

@@ -27,6 +27,7 @@ from cardvault.oauth.routes import OAuthRoutes, OAuthService
 from cardvault.runtime import Runtime
 from cardvault.settings import Settings, get_settings
 from cardvault.store.paging import InvalidCursor
+from cardvault.store.unavailable import RETRY_AFTER
 from cardvault.web import openapi
 from cardvault.web.errors import (
     ApiError,
@@ -43,6 +44,7 @@ from cardvault.web.errors import (
 )
 from cardvault.web.inputs import InputLayer
 from cardvault.web.logging import configure_logging
+from cardvault.web.unavailable import DATABASE_ERRORS, unavailable_handler
 from cardvault.webhooks.errors import WebhookError
 
 
@@ -84,8 +86,8 @@ def create_app(settings: Settings | None = None) -> InputLayer:
     app.include_router(vaults.router)
     app.include_router(service_accounts.router)
     app.include_router(members.router)
-    app.add_api_route("/healthz", health, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/readyz", health, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/healthz", alive, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/readyz", ready, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(AccountsError, accounts_error_handler)
     app.add_exception_handler(CardError, card_error_handler)
@@ -98,6 +100,8 @@ def create_app(settings: Settings | None = None) -> InputLayer:
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(InvalidCursor, invalid_cursor_handler)
     openapi.install(app)
+    for database_error in DATABASE_ERRORS:  # 503 when the database is out of reach
+        app.add_exception_handler(database_error, unavailable_handler)
     install_dashboard(app, settings)  # after the API's handlers: it refines them for pages
     # The OAuth routes and the hottest vault calls sit in front and skip FastAPI.
     hot = FastPath(app, lambda: app.state.runtime)
@@ -106,8 +110,19 @@ def create_app(settings: Settings | None = None) -> InputLayer:
     return InputLayer(front)
 
 
-def health(request: Request) -> JSONResponse:
+def alive() -> JSONResponse:
+    """Liveness: the process answers. Never touches the database, so an outage of
+    the database does not get healthy processes restarted."""
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: the database answers a query within a short timeout."""
     runtime: Runtime = request.app.state.runtime
-    if runtime.db.ping():
+    if await to_thread.run_sync(runtime.db.ping):
         return JSONResponse({"status": "ok"})
-    return JSONResponse({"status": "unavailable", "detail": "database unreachable"}, 503)
+    return JSONResponse(
+        {"status": "unavailable", "detail": "database unreachable"},
+        503,
+        headers={"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"},
+    )

@@ -28,6 +28,7 @@ from cardvault.keys.vault_keys import VaultKeys
 from cardvault.store.db import Database
 from cardvault.store.probe import ChangeProbe
 from cardvault.store.types import utcnow
+from cardvault.store.unavailable import log_failure
 from cardvault.webhooks.addresses import AddressPolicy, Target
 from cardvault.webhooks.deliveries import Job, Outcome, claim, fan_out, record
 from cardvault.webhooks.endpoints import signing_secrets
@@ -85,8 +86,8 @@ class DeliveryWorker:
                 while True:
                     try:
                         await self._tick(client)
-                    except Exception:
-                        log.exception("webhook delivery round failed; will retry")
+                    except Exception as error:
+                        log_failure(log, "webhook delivery round failed; will retry", error)
                     await asyncio.sleep(self._config.poll_interval)
             finally:
                 self._probe.close()

@@ -1,0 +1,67 @@
+"""503 ``unavailable``: the one rendering of "the database cannot be used right now".
+
+Every front asks :func:`cardvault.store.unavailable.is_unavailable` and, when it
+says yes, answers with what is built here, so a database outage looks the same on
+every route: 503, ``Retry-After``, and a warning line in the log (no traceback: an
+outage is not a bug). Resource and admin APIs use the error envelope; the OAuth
+endpoints use RFC 6749 §5.2's shape with ``temporarily_unavailable`` (the code
+RFC 6749 §4.1.2.1 names for a server that cannot answer for now).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import orjson
+import psycopg
+from fastapi import Request
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import Response
+
+from cardvault.crypto.pan import mask_pans
+from cardvault.store.unavailable import RETRY_AFTER, is_unavailable, summary
+
+__all__ = [
+    "API_BODY",
+    "DATABASE_ERRORS",
+    "HEADERS",
+    "OAUTH_BODY",
+    "log_unavailable",
+    "unavailable_handler",
+    "unavailable_response",
+]
+
+log = logging.getLogger("cardvault.unavailable")
+
+DETAIL = "The service cannot reach its database; try again shortly"
+API_BODY = orjson.dumps({"errors": [{"status": 503, "code": "unavailable", "detail": DETAIL}]})
+OAUTH_BODY = orjson.dumps({"error": "temporarily_unavailable", "error_description": DETAIL})
+HEADERS = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
+
+
+def log_unavailable(method: str, path: str, error: BaseException) -> None:
+    log.warning("database unavailable on %s %s: %s", method, path, mask_pans(summary(error)))
+
+
+def unavailable_response() -> Response:
+    return Response(API_BODY, 503, HEADERS, media_type="application/json")
+
+
+async def unavailable_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI handler for database and driver errors: 503 when the database is out
+    of reach; anything else is re-raised and stays a 500 with its traceback."""
+    if not is_unavailable(exc):
+        raise exc
+    log_unavailable(request.method, request.url.path, exc)
+    return unavailable_response()
+
+
+# The exception classes a database error can arrive as; their handler sorts the
+# outages (503) from the bugs (re-raised: 500).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    SQLAlchemyError,
+    sqlite3.Error,
+    psycopg.Error,
+    OSError,
+)
