@@ -18,6 +18,7 @@ from schemathesis import GenerationMode
 from tests.fuzz.budget import TALLY, Budget
 from tests.fuzz.conftest import Credentials
 from tests.fuzz.harness import (
+    FAILED,
     Caller,
     CaseFailed,
     load_schema,
@@ -79,5 +80,5 @@ def coverage(schema, op, caller: Caller) -> None:  # type: ignore[no-untyped-def
         TALLY.add("operations")
         try:
             caller.send(case)
-        except Exception as error:
+        except FAILED as error:
             raise CaseFailed(f"{error}\n\nReproduce with:\n  {reproduce(case)}") from None
