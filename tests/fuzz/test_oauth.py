@@ -120,7 +120,6 @@ def test_oauth_forms(fuzz_server: Server, credentials: Credentials) -> None:
                 url = f"{prefix}/{realm}/{'protocol/openid-connect/' if path in GETS else ''}{path}"
                 assert client.get(url).status_code == 200, url
 
-        @hypothesis.given(request=requests_(real))
         def send(request: dict[str, Any]) -> None:
             TALLY.add("oauth")
             url = f"{request['prefix']}/{realm}/protocol/openid-connect/{request['path']}"
@@ -130,11 +129,12 @@ def test_oauth_forms(fuzz_server: Server, credentials: Credentials) -> None:
             check_answer(response, request)
 
         for round_no in budget.rounds():
-            hypothesis.settings(
+            settings = hypothesis.settings(
                 max_examples=budget.examples * 40,
                 deadline=None,
                 database=None,
                 derandomize=round_no == 0,
                 suppress_health_check=list(HealthCheck),
                 print_blob=False,
-            )(send)()
+            )
+            settings(hypothesis.given(request=requests_(real))(send))()
