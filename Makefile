@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install serve test test-fast bench lint clean
+.PHONY: install serve test test-fast fuzz bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ serve: $(STAMP)
 test: $(STAMP)
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+## Fuzz every API, management and OAuth route for 10 minutes (SQLite and PostgreSQL):
+## schemathesis on /openapi.json, stateful scenarios, OAuth forms; prints cases, minutes, failures
+FUZZ_MINUTES ?= 10
+fuzz: $(STAMP)
+	CARDVAULT_FUZZ_MINUTES=$(FUZZ_MINUTES) $(BIN)/pytest -n 0 -q tests/fuzz
 
 ## Token endpoint and API figures with a real load generator (wrk)
 bench: $(STAMP)
