@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
 from cardvault.accounts import members
-from cardvault.admin.common import audit_failures, own_org, record, runtime_of
+from cardvault.admin.common import audit_failures, grantor, own_org, record, runtime_of
 from cardvault.api.auth import Principal, require_scope
 from cardvault.audit import write_audit
 from cardvault.store.types import utcnow
@@ -70,7 +70,12 @@ def change_access(
         runtime.db.transaction() as session,
     ):
         view = members.set_member_access(
-            session, org_id, member, body.access, runtime.settings.members_domain
+            session,
+            org_id,
+            member,
+            body.access,
+            runtime.settings.members_domain,
+            grantor=grantor(session, principal),
         )
         write_audit(
             session,
@@ -95,7 +100,12 @@ def remove(org_id: str, member: str, request: Request, principal: Writer) -> Res
         runtime.db.transaction() as session,
     ):
         view = members.remove_member(
-            session, org_id, member, runtime.settings.members_domain, utcnow()
+            session,
+            org_id,
+            member,
+            runtime.settings.members_domain,
+            utcnow(),
+            grantor=grantor(session, principal),
         )
         write_audit(
             session,

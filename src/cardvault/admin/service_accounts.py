@@ -16,7 +16,7 @@ from cardvault.accounts.services import (
     delete_service_account,
     get_service_account,
 )
-from cardvault.admin.common import audit_failures, own_org, record, runtime_of
+from cardvault.admin.common import audit_failures, grantor, own_org, record, runtime_of
 from cardvault.api.auth import Principal, require_scope
 from cardvault.audit import write_audit
 from cardvault.store.models import ServiceAccount
@@ -121,6 +121,7 @@ def create(
         account, secret = create_service_account(
             session,
             runtime.hasher,
+            grantor=grantor(session, principal),
             org_id=org_id,
             name=body.name,
             scopes=body.scopes,
@@ -225,7 +226,13 @@ def rotate(
         runtime.db.transaction() as session,
     ):
         account, secret = sa.rotate_secret(
-            session, runtime.hasher, org_id, client_id, grace=grace, now=utcnow()
+            session,
+            runtime.hasher,
+            org_id,
+            client_id,
+            grantor=grantor(session, principal),
+            grace=grace,
+            now=utcnow(),
         )
         write_audit(
             session,
