@@ -1,0 +1,1 @@
+"""Attack suites: each defect class tried against real servers on SQLite and PostgreSQL."""
