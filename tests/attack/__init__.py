@@ -1,1 +1,0 @@
-"""Attack suites: each defect class tried against real servers on SQLite and PostgreSQL."""

@@ -63,6 +63,13 @@ def list_members(org_id: str, request: Request, principal: Reader) -> MemberList
 def change_access(
     org_id: str, member: str, body: MemberPatch, request: Request, principal: Writer
 ) -> MemberOut:
+    """Change a member's access.
+
+    Giving ``write`` grants what the member holds with it (a service account's scopes
+    on its vaults, a person's ``organization:admin``): 403 ``insufficient-scope`` with
+    ``source: {"field": "access", "scope": …}`` if the caller may not grant that.
+    Lowering the last person with write access: 409 ``last-admin``.
+    """
     own_org(org_id, principal)
     runtime = runtime_of(request)
     with (
@@ -93,6 +100,8 @@ def change_access(
 
 @router.delete("/{member}", status_code=204)
 def remove(org_id: str, member: str, request: Request, principal: Writer) -> Response:
+    """Remove a member (a service account's removal revokes it); removing the last
+    person with write access is 409 ``last-admin``."""
     own_org(org_id, principal)
     runtime = runtime_of(request)
     with (

@@ -104,6 +104,12 @@ def _out(account: ServiceAccount, domain: str) -> ServiceAccountOut:
 def create(
     org_id: str, body: ServiceAccountIn, request: Request, principal: Writer
 ) -> CreatedServiceAccount:
+    """Create credentials; the secret is in this response only.
+
+    The caller grants only scopes it holds, on vaults it is bound to (an organization
+    admin bound to no vault reaches them all). Otherwise 403 ``insufficient-scope``
+    with ``source: {"field": "scopes" | "vault_ids", "scope": …[, "vault_id": …]}``.
+    """
     own_org(org_id, principal)
     runtime = runtime_of(request)
     settings = runtime.settings
@@ -212,6 +218,12 @@ def rotate(
     principal: Writer,
     body: RotateIn | None = None,
 ) -> RotatedSecret:
+    """A new secret; the old one works for the grace period.
+
+    The new secret acts as the account, so the caller must be able to grant all the
+    account holds: otherwise 403 ``insufficient-scope`` with
+    ``source: {"parameter": "client_id", "scope": …}``.
+    """
     own_org(org_id, principal)
     runtime = runtime_of(request)
     grace = dt.timedelta(seconds=(body or RotateIn()).grace_period)
