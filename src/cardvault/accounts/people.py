@@ -117,10 +117,10 @@ def invite(
     The access grants the person its scopes, so ``grantor`` must hold
     ``members:write`` and be allowed to grant them (:class:`InsufficientScope`).
     """
+    require(grantor, "members:write", parameter="org_id")
     email = _check_email(email)
     if access not in ("read", "write"):
         raise ValidationFailed("access", "must be 'read' or 'write'")
-    require(grantor, "members:write", parameter="org_id")
     check_grant(grantor, person_holding(access), field="access")
     if session.scalar(select(Person.id).where(Person.email == email)) is not None:
         raise AlreadyMember(f"{email} already has an account")

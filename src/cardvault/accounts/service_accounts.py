@@ -57,9 +57,9 @@ def rotate_secret(
     gets the new secret can act as the account, so ``grantor`` must be allowed to grant
     everything the account holds (raises :class:`InsufficientScope`).
     """
+    require(grantor, "service-accounts:write", parameter="client_id")
     if grace < dt.timedelta(0) or grace > MAX_GRACE:
         raise ValidationFailed("grace_period", "must be between 0 seconds and 7 days")
-    require(grantor, "service-accounts:write", parameter="client_id")
     account = get_service_account(session, org_id, client_id)
     check_grant(grantor, account_holding(account), field="client_id", parameter=True)
     secret = generate_client_secret()

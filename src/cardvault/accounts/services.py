@@ -161,8 +161,8 @@ def create_service_account(
     """
     scopes = list(dict.fromkeys(scopes))
     vault_ids = list(dict.fromkeys(vault_ids))
-    _validate_service_account(session, org_id, name, scopes, vault_ids, lifespan)
     require(grantor, "service-accounts:write", parameter="org_id")
+    _validate_service_account(session, org_id, name, scopes, vault_ids, lifespan)
     check_grant(grantor, Holding.of(scopes, vault_ids), field="scopes", vault_field="vault_ids")
     secret = generate_client_secret()
     account = ServiceAccount(
