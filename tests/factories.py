@@ -12,6 +12,7 @@ import jwt
 from sqlalchemy import update
 
 from cardvault.accounts import services as accounts
+from cardvault.accounts.grants import OPERATOR
 from cardvault.crypto import KeyRing, LocalFileKeyProvider, SecretHasher
 from cardvault.keys import load_keyring, load_pepper
 from cardvault.store import create_database
@@ -63,6 +64,7 @@ class Factory:
             account, secret = accounts.create_service_account(
                 session,
                 self.hasher,
+                grantor=OPERATOR,
                 org_id=org_id,
                 name=name,
                 scopes=list(scopes),

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cardvault.accounts.grants import OPERATOR
 from cardvault.accounts.services import create_organization, create_service_account, create_vault
 from cardvault.audit import AuditRecord, write_audit
 from cardvault.crypto import SecretHasher, generate_password, hash_password, random_id
@@ -64,6 +65,7 @@ def initialize(session: Session, hasher: SecretHasher) -> InitResult:
     account, secret = create_service_account(
         session,
         hasher,
+        grantor=OPERATOR,
         org_id=org.id,
         name=CLI_ACCOUNT_NAME,
         scopes=["organization:admin"],

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cardvault.accounts.errors import NotFound, ValidationFailed
+from cardvault.accounts.errors import LastAdmin, NotFound, ValidationFailed
+from cardvault.accounts.grants import account_holding, check_grant, person_holding, require
+from cardvault.accounts.scopes import Holding
 from cardvault.accounts.services import delete_service_account
-from cardvault.store.models import Member, Person, ServiceAccount
+from cardvault.store.models import Member, Organization, Person, ServiceAccount
 from cardvault.sync.changes import publish_change
 
 
@@ -65,15 +67,65 @@ def find_member(session: Session, org_id: str, name: str, domain: str) -> Member
     raise NotFound(f"member {name} not found")
 
 
+def _lock_organization(session: Session, org_id: str) -> None:
+    """Serialize the membership changes of one organization until the transaction ends.
+
+    PostgreSQL: a row lock on the organization, so a concurrent change waits and then
+    reads what this one committed. SQLite: transactions already begin with ``BEGIN
+    IMMEDIATE`` and run one at a time (SQLAlchemy renders no ``FOR UPDATE`` there).
+    """
+    session.execute(select(Organization.id).where(Organization.id == org_id).with_for_update())
+
+
+def _keep_a_person_with_write(session: Session, org_id: str, member: Member, name: str) -> None:
+    """Raise :class:`LastAdmin` if ``member`` is the organization's last person with
+    write access (the organization must be locked, see :func:`_lock_organization`)."""
+    if member.kind != "person" or member.access != "write":
+        return
+    others = session.scalar(
+        select(func.count())
+        .select_from(Member)
+        .where(
+            Member.org_id == org_id,
+            Member.kind == "person",
+            Member.access == "write",
+            Member.id != member.id,
+        )
+    )
+    if not others:
+        raise LastAdmin(name)
+
+
+def _write_holding(session: Session, member: Member) -> Holding:
+    """What ``member`` holds with write access: a service account its scopes on its
+    vaults, a person the scopes of write access."""
+    if member.service_account_id is None:
+        return person_holding("write")
+    account = session.get(ServiceAccount, member.service_account_id)
+    assert account is not None
+    return account_holding(account)
+
+
 def set_member_access(
-    session: Session, org_id: str, name: str, access: str, domain: str
+    session: Session, org_id: str, name: str, access: str, domain: str, *, grantor: Holding
 ) -> MemberView:
-    """Change access; a service account lowered to ``read`` can no longer get tokens."""
+    """Change access; a service account lowered to ``read`` can no longer get tokens.
+
+    Giving ``write`` grants what the member holds with it, so ``grantor`` must be
+    allowed to grant that (:class:`InsufficientScope`); the last person with write
+    access cannot be lowered (:class:`LastAdmin`).
+    """
+    require(grantor, "members:write", parameter="member")
     if access not in ("read", "write"):
         raise ValidationFailed("access", "must be 'read' or 'write'")
+    _lock_organization(session, org_id)
     view = find_member(session, org_id, name, domain)
     member = session.get(Member, view.id)
     assert member is not None
+    if access == "write":
+        check_grant(grantor, _write_holding(session, member), field="access")
+    else:
+        _keep_a_person_with_write(session, org_id, member, view.name)
     member.access = access
     if view.client_id:
         publish_change(session, "client", view.client_id)
@@ -81,13 +133,20 @@ def set_member_access(
 
 
 def remove_member(
-    session: Session, org_id: str, name: str, domain: str, now: dt.datetime
+    session: Session, org_id: str, name: str, domain: str, now: dt.datetime, *, grantor: Holding
 ) -> MemberView:
-    """Remove a member; removing a service account's member revokes the account."""
+    """Remove a member; removing a service account's member revokes the account.
+
+    The last person with write access cannot be removed (:class:`LastAdmin`).
+    """
+    require(grantor, "members:write", parameter="member")
+    _lock_organization(session, org_id)
     view = find_member(session, org_id, name, domain)
     if view.client_id:
         delete_service_account(session, org_id, view.client_id, now)
     else:
         member = session.get(Member, view.id)
+        assert member is not None
+        _keep_a_person_with_write(session, org_id, member, view.name)
         session.delete(member)
     return view

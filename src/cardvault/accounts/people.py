@@ -10,6 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.accounts.errors import AccountsError, NotFound, ValidationFailed
+from cardvault.accounts.grants import check_grant, person_holding, require
+from cardvault.accounts.scopes import Holding
+from cardvault.accounts.scopes import person_scopes as person_scopes  # where callers look
 from cardvault.crypto import (
     SecretHasher,
     generate_password,
@@ -48,13 +51,6 @@ class Identity:
     @property
     def can_write(self) -> bool:
         return self.access == "write"
-
-
-def person_scopes(access: str) -> list[str]:
-    """Management scopes of a person's CLI token: all with ``write``, reading with ``read``."""
-    if access == "write":
-        return ["organization:admin"]
-    return ["service-accounts:read", "members:read", "vaults:read"]
 
 
 def identity(session: Session, person_id: str) -> Identity | None:
@@ -113,12 +109,19 @@ def invite(
     access: str,
     with_password: bool,
     invited_by: str,
+    grantor: Holding,
     now: dt.datetime,
 ) -> Invited:
-    """Add a person with ``read`` or ``write`` access; they sign in by link or password."""
+    """Add a person with ``read`` or ``write`` access; they sign in by link or password.
+
+    The access grants the person its scopes, so ``grantor`` must hold
+    ``members:write`` and be allowed to grant them (:class:`InsufficientScope`).
+    """
+    require(grantor, "members:write", parameter="org_id")
     email = _check_email(email)
     if access not in ("read", "write"):
         raise ValidationFailed("access", "must be 'read' or 'write'")
+    check_grant(grantor, person_holding(access), field="access")
     if session.scalar(select(Person.id).where(Person.email == email)) is not None:
         raise AlreadyMember(f"{email} already has an account")
     password = generate_password() if with_password else None

@@ -9,6 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cardvault.accounts.errors import LimitReached, ValidationFailed
+from cardvault.accounts.grants import account_holding, check_grant, require
+from cardvault.accounts.scopes import Holding
 from cardvault.accounts.services import get_service_account
 from cardvault.crypto import ClientSecret, SecretHasher, generate_client_secret
 from cardvault.store.models import ServiceAccount
@@ -45,16 +47,21 @@ def rotate_secret(
     org_id: str,
     client_id: str,
     *,
+    grantor: Holding,
     grace: dt.timedelta,
     now: dt.datetime,
 ) -> tuple[ServiceAccount, ClientSecret]:
     """Issue a new secret; the current one stays valid for ``grace``, an older one not at all.
 
-    At most two secrets are ever valid: the new one and the one it replaces.
+    At most two secrets are ever valid: the new one and the one it replaces. Whoever
+    gets the new secret can act as the account, so ``grantor`` must be allowed to grant
+    everything the account holds (raises :class:`InsufficientScope`).
     """
+    require(grantor, "service-accounts:write", parameter="client_id")
     if grace < dt.timedelta(0) or grace > MAX_GRACE:
         raise ValidationFailed("grace_period", "must be between 0 seconds and 7 days")
     account = get_service_account(session, org_id, client_id)
+    check_grant(grantor, account_holding(account), field="client_id", parameter=True)
     secret = generate_client_secret()
     account.previous_secret_hash = account.secret_hash
     account.previous_secret_expires_at = now + grace

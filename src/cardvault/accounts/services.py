@@ -12,7 +12,8 @@ from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from cardvault.accounts.errors import NotFound, ValidationFailed
-from cardvault.accounts.scopes import CARD_SCOPES, is_known
+from cardvault.accounts.grants import check_grant, require
+from cardvault.accounts.scopes import CARD_SCOPES, Holding, is_known
 from cardvault.crypto import (
     ClientSecret,
     SecretHasher,
@@ -146,16 +147,23 @@ def create_service_account(
     session: Session,
     hasher: SecretHasher,
     *,
+    grantor: Holding,
     org_id: str,
     name: str,
     scopes: Sequence[str],
     vault_ids: Sequence[str],
     lifespan: int,
 ) -> tuple[ServiceAccount, ClientSecret]:
-    """Create an account, its write membership and its first secret (returned once)."""
+    """Create an account, its write membership and its first secret (returned once).
+
+    ``grantor`` is who asks: it needs ``service-accounts:write`` and may grant only
+    what it holds, on the vaults it reaches (raises :class:`InsufficientScope`).
+    """
     scopes = list(dict.fromkeys(scopes))
     vault_ids = list(dict.fromkeys(vault_ids))
+    require(grantor, "service-accounts:write", parameter="org_id")
     _validate_service_account(session, org_id, name, scopes, vault_ids, lifespan)
+    check_grant(grantor, Holding.of(scopes, vault_ids), field="scopes", vault_field="vault_ids")
     secret = generate_client_secret()
     account = ServiceAccount(
         id=random_id("sa_"),

@@ -7,8 +7,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy.orm import Session
 
 from cardvault.accounts.errors import AccountsError
+from cardvault.accounts.grants import caller_holding
+from cardvault.accounts.scopes import Holding
 from cardvault.api.auth import Principal
 from cardvault.audit import AuditRecord
 from cardvault.runtime import Runtime
@@ -28,6 +31,16 @@ def own_org(org_id: str, principal: Principal) -> None:
     """Another organization's resources do not exist for the caller (404, never 403)."""
     if org_id != principal.org_id:
         raise ResourceNotFound(f"organization {org_id} not found")
+
+
+def grantor(session: Session, principal: Principal) -> Holding:
+    """What the caller holds, for the domain's grant checks."""
+    return caller_holding(
+        session,
+        org_id=principal.org_id,
+        scopes=principal.scopes,
+        service_account_id=None if principal.person_email else principal.service_account_id,
+    )
 
 
 def record(
@@ -79,6 +92,7 @@ def audit_failures(
                 target_id=target_id,
                 outcome="failure",
                 reason=f"{error.code}: {error}"[:128],
+                details=error.source,
             )
         )
         raise

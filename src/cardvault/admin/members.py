@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
 from cardvault.accounts import members
-from cardvault.admin.common import audit_failures, own_org, record, runtime_of
+from cardvault.admin.common import audit_failures, grantor, own_org, record, runtime_of
 from cardvault.api.auth import Principal, require_scope
 from cardvault.audit import write_audit
 from cardvault.store.types import utcnow
@@ -63,6 +63,13 @@ def list_members(org_id: str, request: Request, principal: Reader) -> MemberList
 def change_access(
     org_id: str, member: str, body: MemberPatch, request: Request, principal: Writer
 ) -> MemberOut:
+    """Change a member's access.
+
+    Giving ``write`` grants what the member holds with it (a service account's scopes
+    on its vaults, a person's ``organization:admin``): 403 ``insufficient-scope`` with
+    ``source: {"field": "access", "scope": …}`` if the caller may not grant that.
+    Lowering the last person with write access: 409 ``last-admin``.
+    """
     own_org(org_id, principal)
     runtime = runtime_of(request)
     with (
@@ -70,7 +77,12 @@ def change_access(
         runtime.db.transaction() as session,
     ):
         view = members.set_member_access(
-            session, org_id, member, body.access, runtime.settings.members_domain
+            session,
+            org_id,
+            member,
+            body.access,
+            runtime.settings.members_domain,
+            grantor=grantor(session, principal),
         )
         write_audit(
             session,
@@ -88,6 +100,8 @@ def change_access(
 
 @router.delete("/{member}", status_code=204)
 def remove(org_id: str, member: str, request: Request, principal: Writer) -> Response:
+    """Remove a member (a service account's removal revokes it); removing the last
+    person with write access is 409 ``last-admin``."""
     own_org(org_id, principal)
     runtime = runtime_of(request)
     with (
@@ -95,7 +109,12 @@ def remove(org_id: str, member: str, request: Request, principal: Writer) -> Res
         runtime.db.transaction() as session,
     ):
         view = members.remove_member(
-            session, org_id, member, runtime.settings.members_domain, utcnow()
+            session,
+            org_id,
+            member,
+            runtime.settings.members_domain,
+            utcnow(),
+            grantor=grantor(session, principal),
         )
         write_audit(
             session,

@@ -16,7 +16,7 @@ from cardvault.accounts.services import (
     delete_service_account,
     get_service_account,
 )
-from cardvault.admin.common import audit_failures, own_org, record, runtime_of
+from cardvault.admin.common import audit_failures, grantor, own_org, record, runtime_of
 from cardvault.api.auth import Principal, require_scope
 from cardvault.audit import write_audit
 from cardvault.store.models import ServiceAccount
@@ -111,6 +111,12 @@ def _out(account: ServiceAccount, domain: str) -> ServiceAccountOut:
 def create(
     org_id: str, body: ServiceAccountIn, request: Request, principal: Writer
 ) -> CreatedServiceAccount:
+    """Create credentials; the secret is in this response only.
+
+    The caller grants only scopes it holds, on vaults it is bound to (an organization
+    admin bound to no vault reaches them all). Otherwise 403 ``insufficient-scope``
+    with ``source: {"field": "scopes" | "vault_ids", "scope": …[, "vault_id": …]}``.
+    """
     own_org(org_id, principal)
     runtime = runtime_of(request)
     settings = runtime.settings
@@ -128,6 +134,7 @@ def create(
         account, secret = create_service_account(
             session,
             runtime.hasher,
+            grantor=grantor(session, principal),
             org_id=org_id,
             name=body.name,
             scopes=body.scopes,
@@ -216,6 +223,12 @@ def rotate(
     principal: Writer,
     body: RotateIn | None = None,
 ) -> RotatedSecret:
+    """A new secret; the old one works for the grace period.
+
+    The new secret acts as the account, so the caller must be able to grant all the
+    account holds: otherwise 403 ``insufficient-scope`` with
+    ``source: {"parameter": "client_id", "scope": …}``.
+    """
     own_org(org_id, principal)
     runtime = runtime_of(request)
     grace = dt.timedelta(seconds=(body or RotateIn()).grace_period)
@@ -230,7 +243,13 @@ def rotate(
         runtime.db.transaction() as session,
     ):
         account, secret = sa.rotate_secret(
-            session, runtime.hasher, org_id, client_id, grace=grace, now=utcnow()
+            session,
+            runtime.hasher,
+            org_id,
+            client_id,
+            grantor=grantor(session, principal),
+            grace=grace,
+            now=utcnow(),
         )
         write_audit(
             session,

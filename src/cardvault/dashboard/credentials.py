@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from cardvault.accounts import service_accounts as sa
 from cardvault.accounts.errors import AccountsError, ValidationFailed
+from cardvault.accounts.grants import person_holding
 from cardvault.accounts.scopes import CARD_SCOPES, MANAGEMENT_SCOPES
 from cardvault.accounts.services import (
     create_service_account,
@@ -18,8 +19,10 @@ from cardvault.accounts.services import (
     get_service_account,
 )
 from cardvault.audit import write_audit
+from cardvault.dashboard.organization import audit_refusal, page_status
 from cardvault.dashboard.sessions import SignedIn
 from cardvault.dashboard.web import (
+    Refusal,
     field,
     person_record,
     redirect,
@@ -89,7 +92,8 @@ def _lifespan(text: str, default: int) -> int:
 
 @router.post("")
 async def create(request: Request) -> Response:
-    signed, form = await signed_form(request)
+    # The domain decides what this person may grant (and refuses read-only people).
+    signed, form = await signed_form(request, write=False)
     runtime = runtime_of(request)
     settings = runtime.settings
     scopes, vault = form.get("scopes", []), field(form, "vault")
@@ -99,6 +103,7 @@ async def create(request: Request) -> Response:
             account, secret = create_service_account(
                 session,
                 runtime.hasher,
+                grantor=person_holding(signed.who.access),
                 org_id=signed.who.org_id,
                 name=field(form, "name"),
                 scopes=scopes,
@@ -124,6 +129,14 @@ async def create(request: Request) -> Response:
                 "member": f"{account.client_id}@{settings.members_domain}",
             }
     except AccountsError as error:
+        audit_refusal(
+            signed,
+            request,
+            "service_account.create",
+            error,
+            target_type="service_account",
+            target_id=None,
+        )
         values = {
             "scopes": scopes,
             "name": field(form, "name"),
@@ -133,7 +146,7 @@ async def create(request: Request) -> Response:
         return render(
             request,
             "sa_new.html",
-            status=400,
+            status=page_status(error),
             signed=signed,
             values=values,
             error=str(error),
@@ -171,32 +184,49 @@ def confirm_rotate(client_id: str, request: Request, signed: Viewer) -> Response
 
 @router.post("/{client_id}/rotate")
 async def rotate(client_id: str, request: Request) -> Response:
-    signed, form = await signed_form(request)
+    signed, form = await signed_form(request, write=False)
     runtime = runtime_of(request)
     grace_seconds = seconds(field(form, "grace_period", "86400"))
     grace = dt.timedelta(seconds=-1 if grace_seconds is None else grace_seconds)  # -1: refused
-    with runtime.db.transaction() as session:
-        account, secret = sa.rotate_secret(
-            session, runtime.hasher, signed.who.org_id, client_id, grace=grace, now=utcnow()
+    try:
+        with runtime.db.transaction() as session:
+            account, secret = sa.rotate_secret(
+                session,
+                runtime.hasher,
+                signed.who.org_id,
+                client_id,
+                grantor=person_holding(signed.who.access),
+                grace=grace,
+                now=utcnow(),
+            )
+            write_audit(
+                session,
+                person_record(
+                    signed,
+                    request,
+                    "service_account.rotate_secret",
+                    target_type="service_account",
+                    target_id=client_id,
+                    details={"grace_period": int(grace.total_seconds())},
+                ),
+            )
+            shown = {
+                "client_id": client_id,
+                "name": account.name,
+                "scopes": list(account.scopes),
+                "lifespan": account.access_token_lifespan,
+                "previous_until": account.previous_secret_expires_at,
+            }
+    except AccountsError as error:
+        audit_refusal(
+            signed,
+            request,
+            "service_account.rotate_secret",
+            error,
+            target_type="service_account",
+            target_id=client_id,
         )
-        write_audit(
-            session,
-            person_record(
-                signed,
-                request,
-                "service_account.rotate_secret",
-                target_type="service_account",
-                target_id=client_id,
-                details={"grace_period": int(grace.total_seconds())},
-            ),
-        )
-        shown = {
-            "client_id": client_id,
-            "name": account.name,
-            "scopes": list(account.scopes),
-            "lifespan": account.access_token_lifespan,
-            "previous_until": account.previous_secret_expires_at,
-        }
+        raise Refusal(page_status(error), "Not possible", str(error)) from error
     return render(
         request, "secret.html", signed=signed, account=shown, secret=secret.reveal(), created=False
     )

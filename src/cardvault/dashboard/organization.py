@@ -10,8 +10,10 @@ from starlette.responses import Response
 
 from cardvault.accounts import members, people
 from cardvault.accounts import service_accounts as sa
-from cardvault.accounts.errors import AccountsError
+from cardvault.accounts.errors import AccountsError, InsufficientScope, LastAdmin, NotFound
+from cardvault.accounts.grants import person_holding
 from cardvault.audit import write_audit
+from cardvault.crypto import mask_pans
 from cardvault.dashboard.sessions import SignedIn
 from cardvault.dashboard.web import (
     Refusal,
@@ -29,6 +31,51 @@ from cardvault.store.types import utcnow
 
 router = APIRouter()
 Viewer = Annotated[SignedIn, Depends(viewer)]
+
+
+def audit_refusal(
+    signed: SignedIn,
+    request: Request,
+    action: str,
+    error: AccountsError,
+    *,
+    target_type: str,
+    target_id: str | None,
+) -> None:
+    """Record a change the domain refused (its own transaction was rolled back)."""
+    runtime_of(request).audit.add(
+        person_record(
+            signed,
+            request,
+            action,
+            target_type=target_type,
+            target_id=None if target_id is None else mask_pans(target_id)[:128],
+            outcome="failure",
+            reason=mask_pans(f"{error.code}: {error}")[:128],
+            details=error.source,
+        )
+    )
+
+
+def page_status(error: AccountsError) -> int:
+    """A refusal keeps its status (403, 404, 409); a mistake in the form is a 400."""
+    return error.status if isinstance(error, InsufficientScope | LastAdmin | NotFound) else 400
+
+
+def _members_refusal(
+    request: Request, signed: SignedIn, action: str, member_id: str, error: AccountsError
+) -> Response:
+    """The settings page again, with the reason above the members."""
+    audit_refusal(signed, request, action, error, target_type="member", target_id=member_id)
+    context = settings_context(request, signed)
+    return render(
+        request,
+        "settings.html",
+        status=page_status(error),
+        signed=signed,
+        members_error=str(error),
+        **context,
+    )
 
 
 def settings_context(request: Request, signed: SignedIn) -> dict[str, Any]:
@@ -95,25 +142,35 @@ def confirm_access(member_id: str, to: str, request: Request, signed: Viewer) ->
 
 @router.post("/members/{member_id}/access")
 async def change_access(member_id: str, request: Request) -> Response:
-    signed, form = await signed_form(request)
+    # The domain decides who may change access (members:write, the grant rule, the
+    # last person with write access), so read-only people are refused there, audited.
+    signed, form = await signed_form(request, write=False)
     _member(request, signed, member_id)
     runtime = runtime_of(request)
     access = field(form, "access")
-    with runtime.db.transaction() as session:
-        view = members.set_member_access(
-            session, signed.who.org_id, member_id, access, runtime.settings.members_domain
-        )
-        write_audit(
-            session,
-            person_record(
-                signed,
-                request,
-                "member.update",
-                target_type="member",
-                target_id=view.name,
-                details={"access": access},
-            ),
-        )
+    try:
+        with runtime.db.transaction() as session:
+            view = members.set_member_access(
+                session,
+                signed.who.org_id,
+                member_id,
+                access,
+                runtime.settings.members_domain,
+                grantor=person_holding(signed.who.access),
+            )
+            write_audit(
+                session,
+                person_record(
+                    signed,
+                    request,
+                    "member.update",
+                    target_type="member",
+                    target_id=view.name,
+                    details={"access": access},
+                ),
+            )
+    except AccountsError as error:
+        return _members_refusal(request, signed, "member.update", member_id, error)
     return redirect("/dashboard/settings#members")
 
 
@@ -141,25 +198,33 @@ def confirm_remove(member_id: str, request: Request, signed: Viewer) -> Response
 
 @router.post("/members/{member_id}/remove")
 async def remove_member(member_id: str, request: Request) -> Response:
-    signed, _form = await signed_form(request)
+    signed, _form = await signed_form(request, write=False)
     _member(request, signed, member_id)
     runtime = runtime_of(request)
-    with runtime.db.transaction() as session:
-        view = members.remove_member(
-            session, signed.who.org_id, member_id, runtime.settings.members_domain, utcnow()
-        )
-        write_audit(
-            session,
-            person_record(
-                signed, request, "member.remove", target_type="member", target_id=view.name
-            ),
-        )
+    try:
+        with runtime.db.transaction() as session:
+            view = members.remove_member(
+                session,
+                signed.who.org_id,
+                member_id,
+                runtime.settings.members_domain,
+                utcnow(),
+                grantor=person_holding(signed.who.access),
+            )
+            write_audit(
+                session,
+                person_record(
+                    signed, request, "member.remove", target_type="member", target_id=view.name
+                ),
+            )
+    except AccountsError as error:
+        return _members_refusal(request, signed, "member.remove", member_id, error)
     return redirect("/dashboard/settings#members")
 
 
 @router.post("/invitations")
 async def invite(request: Request) -> Response:
-    signed, form = await signed_form(request)
+    signed, form = await signed_form(request, write=False)
     runtime = runtime_of(request)
     email = field(form, "email")
     try:
@@ -172,6 +237,7 @@ async def invite(request: Request) -> Response:
                 access=field(form, "access", "read"),
                 with_password=field(form, "method") == "password",
                 invited_by=signed.who.email,
+                grantor=person_holding(signed.who.access),
                 now=utcnow(),
             )
             write_audit(
@@ -186,9 +252,17 @@ async def invite(request: Request) -> Response:
                 ),
             )
     except AccountsError as error:
+        audit_refusal(
+            signed, request, "member.invite", error, target_type="member", target_id=email
+        )
         context = settings_context(request, signed)
         return render(
-            request, "settings.html", status=400, signed=signed, invite_error=str(error), **context
+            request,
+            "settings.html",
+            status=page_status(error),
+            signed=signed,
+            invite_error=str(error),
+            **context,
         )
     link = None
     if invited.link_token:

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from cardvault.accounts.errors import AccountsError, LimitReached, NotFound, ValidationFailed
+from cardvault.accounts.errors import AccountsError
 from cardvault.bulk.errors import BulkError
 from cardvault.cards.errors import CardError
 from cardvault.events.errors import UnknownEvent
@@ -86,13 +86,8 @@ async def api_error_handler(_request: Request, exc: Exception) -> Response:
 
 async def accounts_error_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AccountsError)
-    if isinstance(exc, NotFound):
-        return error_response(404, "not-found", str(exc))
-    if isinstance(exc, LimitReached):
-        return error_response(409, exc.code, str(exc))
-    if isinstance(exc, ValidationFailed):
-        return error_response(422, exc.code, str(exc), source={"field": exc.field})
-    return error_response(400, exc.code, str(exc))
+    extra = {"source": exc.source} if exc.source else {}
+    return error_response(exc.status, exc.code, str(exc), **extra)
 
 
 async def card_error_handler(_request: Request, exc: Exception) -> Response:

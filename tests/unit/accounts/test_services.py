@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from cardvault.accounts import services
 from cardvault.accounts.bootstrap import initialize
 from cardvault.accounts.errors import NotFound, ValidationFailed
+from cardvault.accounts.grants import OPERATOR
 from cardvault.crypto import SecretHasher
 from cardvault.store import Database, create_database, upgrade
 from cardvault.store.models import Change, Member, ServiceAccount
@@ -34,6 +35,7 @@ def _account(db: Database, **overrides: object) -> tuple[str, str, str]:
         org = services.create_organization(session, "Acme")
         vault = services.create_vault(session, org.id, "main")
         args: dict[str, object] = {
+            "grantor": OPERATOR,
             "org_id": org.id,
             "name": "calm",
             "scopes": ["cards:write"],
