@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -167,11 +168,18 @@ class Change(Base):
     """Changes every worker must apply promptly: revoked clients and tokens, new keys."""
 
     __tablename__ = "changes"
+    __table_args__ = (
+        # Readers follow the commit order (cardvault.store.feeds); only PostgreSQL
+        # reads by txid (SQLite commits in id order and leaves the column empty).
+        Index("ix_changes_txid", "txid", "id").ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The writer's transaction id on PostgreSQL (a server default); NULL on SQLite.
+    txid: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
 
 
 class RevokedToken(Base):
