@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cardvault.store.models import Base, BigId
+from cardvault.store.models import TXID_SET, Base, BigId
 from cardvault.store.types import utcnow
 
 
@@ -36,9 +36,17 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_vault_seq", "vault_id", "seq"),
-        # GET /events follows the commit order (cardvault.store.feeds), by txid on
-        # PostgreSQL (SQLite commits in seq order and leaves the column empty).
-        Index("ix_events_vault_txid", "vault_id", "txid", "seq").ddl_if(dialect="postgresql"),
+        # GET /events follows the commit order (cardvault.store.feeds): by txid on
+        # PostgreSQL; SQLite commits in seq order and leaves txid empty (and so this
+        # index too).
+        Index(
+            "ix_events_vault_txid",
+            "vault_id",
+            "txid",
+            "seq",
+            sqlite_where=TXID_SET,
+            postgresql_where=TXID_SET,
+        ),
         Index(
             "ix_events_undispatched",
             "seq",

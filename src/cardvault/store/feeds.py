@@ -32,7 +32,9 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 TXID_DEFAULT = "pg_current_xact_id()::text::bigint"
 # Every transaction below this id has ended, as seen by the statement's own snapshot
 # (a scalar subquery: computed once per statement, in the same snapshot as the read).
-_HORIZON: Select[tuple[int]] = select(literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+_HORIZON: Select[tuple[int]] = select(
+    literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+)
 
 
 @dataclass(frozen=True, order=True)

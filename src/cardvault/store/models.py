@@ -30,6 +30,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# Rows that carry their writer's transaction id: all on PostgreSQL, none on SQLite.
+TXID_SET = text("txid IS NOT NULL")
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -169,9 +172,16 @@ class Change(Base):
 
     __tablename__ = "changes"
     __table_args__ = (
-        # Readers follow the commit order (cardvault.store.feeds); only PostgreSQL
-        # reads by txid (SQLite commits in id order and leaves the column empty).
-        Index("ix_changes_txid", "txid", "id").ddl_if(dialect="postgresql"),
+        # Readers follow the commit order (cardvault.store.feeds): by txid on
+        # PostgreSQL; SQLite commits in id order and leaves txid empty (and so this
+        # index too).
+        Index(
+            "ix_changes_txid",
+            "txid",
+            "id",
+            sqlite_where=TXID_SET,
+            postgresql_where=TXID_SET,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
