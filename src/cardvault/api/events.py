@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import re
+import struct
 from typing import Annotated
 
 import orjson
@@ -9,25 +12,63 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from cardvault.api.vault import VaultCaller, vault_caller
 from cardvault.events import list_events
+from cardvault.store.feeds import START, Position
+from cardvault.web.errors import ApiError
 
 router = APIRouter(prefix="/events", tags=["events"])
 
 Reader = Annotated[VaultCaller, Depends(vault_caller("webhooks:read"))]
 
+# ``after`` is a cursor from ``next_after`` (``ec_`` and 22 base64url characters: two
+# unsigned 64-bit numbers) or, as documented before cursors, an event id.
+_CURSOR = re.compile(r"ec_[A-Za-z0-9_-]{22}")
+_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_-]{1,36}")
+_PACKED = struct.Struct(">QQ")
+_BIGINT = 2**63  # positions are database BIGINTs
+
+
+class InvalidEventCursor(ApiError):
+    status = 400
+    code = "invalid-cursor"
+
+    def __init__(self) -> None:
+        super().__init__("after: not an event id nor a next_after of this API")
+
+
+def encode_cursor(position: Position) -> str:
+    return "ec_" + base64.urlsafe_b64encode(_PACKED.pack(position.key, position.seq)).decode()[:22]
+
+
+def decode_after(value: str) -> Position | str:
+    """The position a cursor stands for, or the event id given; raises
+    :class:`InvalidEventCursor` for anything else (never a database error)."""
+    if _EVENT_ID.fullmatch(value):
+        return value
+    if not _CURSOR.fullmatch(value):
+        raise InvalidEventCursor
+    key, seq = _PACKED.unpack(base64.urlsafe_b64decode(value[3:] + "=="))
+    position = Position(key, seq)
+    if key >= _BIGINT or seq >= _BIGINT or encode_cursor(position) != value:
+        raise InvalidEventCursor  # out of range, or not the one spelling we write
+    return position
+
 
 @router.get("")
 def get_events(
     caller: Reader,
-    after: Annotated[str | None, Query(max_length=40)] = None,
+    after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
-    """Events written after the event ``after`` (all from the first if absent); the
-    same documents the webhooks carry. ``next_after`` continues the listing."""
+    """Events after ``after`` (from the first if absent), oldest first: the same
+    documents the webhooks carry. ``next_after`` continues the listing; following it
+    reads every event exactly once, including events whose transactions commit late.
+    ``after`` may also be an event id: the events listed after that one."""
+    start = decode_after(after) if after is not None else None
     with caller.runtime.db.sessions() as session:
-        found = list_events(session, caller.vault_id, after=after, limit=limit)
-        payloads = [row.payload for row in found]
-        last = found[-1].id if found else after
+        page = list_events(session, caller.vault_id, after=start, limit=limit)
+    payloads = page.payloads
     caller.runtime.audit.add(caller.record("event.list", "event", None, count=len(payloads)))
     data = b"[" + b",".join(p.encode() for p in payloads) + b"]"
-    body = b'{"data":' + data + b',"next_after":' + orjson.dumps(last) + b"}"
+    following = None if page.after == START else encode_cursor(page.after)
+    body = b'{"data":' + data + b',"next_after":' + orjson.dumps(following) + b"}"
     return Response(body, media_type="application/json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from cardvault.events.errors import UnknownEvent
 from cardvault.events.models import EventName, document
 from cardvault.store.direct import Direct
 from cardvault.store.event_models import Event
+from cardvault.store.feeds import START, CommitOrder, Position
 from cardvault.store.models import Base
 from cardvault.store.types import utcnow
 
@@ -23,7 +25,7 @@ _STATE_EVENTS: dict[str, EventName] = {
     "DELETED": "network_token.deleted",
     "FAILED": "network_token.provisioning_failed",
 }
-_EVENTS = Base.metadata.tables["events"]
+_EVENTS = Base.metadata.tables[Event.__tablename__]
 _INSERT = insert(_EVENTS)
 _INSERT_DIRECT = Direct(_INSERT)
 _ENDPOINTS = Base.metadata.tables["webhook_endpoints"]
@@ -86,14 +88,47 @@ def event_row(name: EventName, card: Any, token: Any) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class EventPage:
+    """Stored event documents (JSON text) in the listing's order, and the position
+    just after the last of them (where the next page starts)."""
+
+    payloads: list[str]
+    after: Position
+
+
 def list_events(
-    session: Session, vault_id: str, *, after: str | None, limit: int
-) -> Sequence[Event]:
-    """The vault's events in the order they were written, after the event ``after``."""
-    query = select(Event).where(Event.vault_id == vault_id)
-    if after:
-        seq = session.scalar(select(Event.seq).where(Event.vault_id == vault_id, Event.id == after))
-        if seq is None:
-            raise UnknownEvent(f"after: no event {after} in this vault")
-        query = query.where(Event.seq > seq)
-    return session.scalars(query.order_by(Event.seq).limit(limit)).all()
+    session: Session, vault_id: str, *, after: Position | str | None, limit: int
+) -> EventPage:
+    """The vault's events in commit order (:mod:`cardvault.store.feeds`), after
+    ``after``: a position from a previous page, an event id (the events listed after
+    that one), or None for the first.
+
+    Events are only ever added at the end of this order, whatever order their
+    transactions commit in, so a reader that goes on from each page's ``after`` reads
+    every event exactly once; an event whose transaction (or an older one) is still
+    running appears once it has ended."""
+    order = CommitOrder(session.get_bind().dialect.name, _EVENTS.c.txid, _EVENTS.c.seq)
+    start = _start(session, order, vault_id, after)
+    rows = session.execute(
+        select(_EVENTS.c.payload, *order.columns())
+        .where(_EVENTS.c.vault_id == vault_id, order.newer(start))
+        .order_by(*order.order())
+        .limit(limit)
+    ).all()
+    return EventPage([row.payload for row in rows], order.position(rows[-1]) if rows else start)
+
+
+def _start(
+    session: Session, order: CommitOrder, vault_id: str, after: Position | str | None
+) -> Position:
+    if after is None:
+        return START
+    if isinstance(after, Position):
+        return after
+    found = session.execute(
+        select(*order.columns()).where(_EVENTS.c.vault_id == vault_id, _EVENTS.c.id == after)
+    ).first()
+    if found is None:
+        raise UnknownEvent(f"after: no event {after} in this vault")
+    return order.position(found)

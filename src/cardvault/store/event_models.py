@@ -10,6 +10,8 @@ import datetime as dt
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -22,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cardvault.store.models import Base, BigId
+from cardvault.store.models import TXID_SET, Base, BigId
 from cardvault.store.types import utcnow
 
 
@@ -34,6 +36,17 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_vault_seq", "vault_id", "seq"),
+        # GET /events follows the commit order (cardvault.store.feeds): by txid on
+        # PostgreSQL; SQLite commits in seq order and leaves txid empty (and so this
+        # index too).
+        Index(
+            "ix_events_vault_txid",
+            "vault_id",
+            "txid",
+            "seq",
+            sqlite_where=TXID_SET,
+            postgresql_where=TXID_SET,
+        ),
         Index(
             "ix_events_undispatched",
             "seq",
@@ -51,6 +64,8 @@ class Event(Base):
     occurred_at: Mapped[dt.datetime]
     payload: Mapped[str] = mapped_column(Text)
     dispatched: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The writer's transaction id on PostgreSQL (a server default); NULL on SQLite.
+    txid: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
 
 
 class WebhookEndpoint(Base):

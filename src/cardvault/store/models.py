@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -28,6 +29,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# Rows that carry their writer's transaction id: all on PostgreSQL, none on SQLite.
+TXID_SET = text("txid IS NOT NULL")
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -167,11 +171,25 @@ class Change(Base):
     """Changes every worker must apply promptly: revoked clients and tokens, new keys."""
 
     __tablename__ = "changes"
+    __table_args__ = (
+        # Readers follow the commit order (cardvault.store.feeds): by txid on
+        # PostgreSQL; SQLite commits in id order and leaves txid empty (and so this
+        # index too).
+        Index(
+            "ix_changes_txid",
+            "txid",
+            "id",
+            sqlite_where=TXID_SET,
+            postgresql_where=TXID_SET,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The writer's transaction id on PostgreSQL (a server default); NULL on SQLite.
+    txid: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
 
 
 class RevokedToken(Base):

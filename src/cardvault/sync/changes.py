@@ -4,6 +4,10 @@ A change (``client``, ``token`` or ``keys``) is a row written in the same transa
 as the change itself. Every worker polls the table (``change_poll_interval``, 250 ms by
 default) and, on PostgreSQL, is woken at once by ``NOTIFY`` so that nodes sharing one
 database converge within milliseconds. No extra service is needed.
+
+Changes are read in commit order (:mod:`cardvault.store.feeds`), never by "ids above
+the highest seen": on PostgreSQL ids are taken at insert and become visible at
+commit, so a change that commits after a higher one would be skipped for good.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from cardvault.store.db import PG_CONNECT_ARGS, Database
+from cardvault.store.feeds import START, CommitOrder, Position
 from cardvault.store.models import Change
 from cardvault.store.types import utcnow
 from cardvault.store.unavailable import log_failure
@@ -57,15 +62,22 @@ class ChangeFeed:
         self._db = db
         self._handlers: list[Callable[[Sequence[ChangeEvent]], None]] = []
         self._interval = poll_interval
-        self._last_id = 0
+        self._order = CommitOrder(db.dialect, Change.__table__.c.txid, Change.__table__.c.id)
+        self._position = START
         self._wake = asyncio.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
     @property
     def last_id(self) -> int:
-        """The newest change this worker has applied."""
-        return self._last_id
+        """The id of the change this worker applied last (on SQLite, where changes
+        commit in id order, every change with a higher id is new)."""
+        return self._position.seq
+
+    @property
+    def position(self) -> Position:
+        """Where this worker stands in the commit order of changes."""
+        return self._position
 
     def subscribe(self, handler: Callable[[Sequence[ChangeEvent]], None]) -> None:
         """Call ``handler`` with every batch of new changes, in order."""
@@ -74,28 +86,38 @@ class ChangeFeed:
     def prime(self) -> None:
         """Start after the newest change: the caller loads current state itself."""
         with self._db.sessions() as session:
-            self._last_id = session.scalar(select(func.max(Change.id))) or 0
+            newest = session.execute(self._order.latest()).first()
+        self._position = START if newest is None else self._order.position(newest)
 
     def poll_once(self) -> int:
-        """Apply every change newer than the last one seen; returns how many."""
+        """Apply every change committed since the last read, in commit order; returns
+        how many. A change whose transaction (or an older one) is still running is
+        read by a later call, once it has ended."""
+        order = self._order
         with self._lock:
             with self._db.sessions() as session:
                 rows = session.execute(
-                    select(Change.id, Change.kind, Change.subject)
-                    .where(Change.id > self._last_id)
-                    .order_by(Change.id)
+                    select(Change.id, Change.kind, Change.subject, *order.columns())
+                    .where(order.newer(self._position))
+                    .order_by(*order.order())
                 ).all()
             if not rows:
                 return 0
             events = [ChangeEvent(r.id, r.kind, r.subject) for r in rows]
             for handler in self._handlers:
                 handler(events)
-            self._last_id = events[-1].id
+            self._position = order.position(rows[-1])
             return len(events)
 
     def prune(self, now: dt.datetime) -> None:
+        """Forget changes older than RETAIN_CHANGES, except the newest: SQLite gives a
+        new row the highest id plus one, and an emptied table would start ids over
+        below where every worker stands."""
+        newest = select(func.max(Change.id)).scalar_subquery()
         with self._db.transaction() as session:
-            session.execute(delete(Change).where(Change.created_at < now - RETAIN_CHANGES))
+            session.execute(
+                delete(Change).where(Change.created_at < now - RETAIN_CHANGES, Change.id < newest)
+            )
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
