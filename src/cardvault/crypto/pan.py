@@ -173,6 +173,16 @@ def find_pan(text: str) -> Pan | None:
     return None
 
 
+def pans_in(text: str) -> Iterator[tuple[str, Pan]]:
+    """Every card number :func:`find_pan` sees in ``text``, left to right, each with
+    the text it is written as there (with its spaces and dashes)."""
+    if len(text) < MIN_LENGTH:
+        return
+    for run in _RUN.finditer(text):
+        for start, end, pan in _in_run(run.group()):
+            yield run.group()[start:end], pan
+
+
 def _mask_run(run: re.Match[str]) -> str:
     text = run.group()
     found = list(_in_run(text))
