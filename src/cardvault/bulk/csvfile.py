@@ -98,9 +98,11 @@ class RecordSplitter:
         """The lines of every record completed by ``data`` (a record may be several
         lines when a quoted field holds a line break)."""
         try:
-            text = self._partial + self._decoder.decode(data, final)
-        except UnicodeDecodeError:
-            raise InvalidFile("the file is not UTF-8 text") from None
+            text: str | None = self._partial + self._decoder.decode(data, final)
+        except UnicodeDecodeError:  # holds the bytes: raised outside, so not its context
+            text = None
+        if text is None:
+            raise InvalidFile("the file is not UTF-8 text")
         lines = _LINE.findall(text)  # only CR, LF and CRLF end a line in CSV
         self._partial = ""
         if lines and not final and not lines[-1].endswith(("\n", "\r")):

@@ -10,12 +10,13 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from cardvault.crypto.pan import Pan
 from tests.factories import Factory
 from tests.functional.api.test_cards import NEXT_YEAR, random_pan
-from tests.functional.bulk.helpers import Bulk, csv_text
+from tests.functional.bulk.helpers import Bulk, Counts, csv_text
 from tests.hygiene import places
 from tests.servers import Server
 
@@ -143,3 +144,40 @@ def test_results_cells_that_start_like_a_formula_are_escaped(bulk: Bulk) -> None
     raw = bulk.call("GET", f"/network-tokens/bulk/{job['id']}/results").text
     assert raw.startswith('"row","pan_alias","state",')
     assert '"1","\'=1+2","FAILED"' in raw
+
+
+FILE_PART = b'--b\r\nContent-Disposition: form-data; name="file"\r\n\r\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"garbage\r\n--b\r\nbad", "the multipart body is malformed"),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="file"\r\n\x00\r\n\r\nx\r\n--b--\r\n',
+            "the multipart body is malformed",
+        ),
+        (
+            FILE_PART + b"pan_alias,exp_month,exp_year\r\n",
+            "the multipart body ends before its closing boundary",
+        ),
+    ],
+)
+def test_a_broken_multipart_body_is_a_422_and_creates_nothing(
+    server: Server, bulk: Bulk, body: bytes, detail: str
+) -> None:
+    response = httpx.post(
+        f"{bulk.server.url}/network-tokens/bulk",
+        content=body,
+        headers={**bulk.headers, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0] | {"source": None} == {
+        "status": 422,
+        "code": "invalid-format",
+        "detail": detail,
+        "source": None,
+    }
+    counts = Counts(server, bulk.vault_id)
+    assert counts()["jobs"] == 0
+    counts.close()

@@ -47,8 +47,9 @@ def test_records_survive_any_chunk_boundary(size: int) -> None:
 
 
 def test_bad_bytes_and_an_open_quote_refuse_the_file() -> None:
-    with pytest.raises(InvalidFile, match="UTF-8"):
+    with pytest.raises(InvalidFile, match="UTF-8") as raised:
         RecordSplitter().feed(b"a,b\n\xff\xfe,1\n", final=True)
+    assert raised.value.__context__ is None  # the decoding error holds the file's bytes
     with pytest.raises(InvalidFile, match="quoted"):
         RecordSplitter().feed(b'a,b\n"open,1\n', final=True)
 
