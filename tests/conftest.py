@@ -12,7 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests import hygiene
 from tests.factories import Factory
+from tests.hygiene import collect_used_values  # noqa: F401 (the session watches every test)
 from tests.servers import Server, free_port
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -57,6 +59,8 @@ def assert_no_secrets(server: Server) -> None:
     if server.log_path.exists():
         found = SECRET_IN_TEXT.findall(server.log_path.read_text(errors="replace"))
         assert not found, f"client secret written to the server log ({len(found)} times)"
+    leaks = hygiene.leaks(server.data_dir, server.database_url)
+    assert not leaks, "sensitive values in clear where the server writes:\n" + "\n".join(leaks)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -19,6 +19,7 @@ from cardvault.store import create_database
 from cardvault.store.models import ServiceAccount
 from cardvault.store.types import utcnow
 from cardvault.sync.changes import publish_change
+from tests.hygiene import CLIENT_SECRET, USED
 from tests.servers import Server
 
 
@@ -71,6 +72,7 @@ class Factory:
                 vault_ids=vault_ids,
                 lifespan=lifespan,
             )
+            USED.secret(CLIENT_SECRET, secret.reveal())
             return Client(account.client_id, secret.reveal(), org_id, tuple(vault_ids), account.id)
 
     def delete(self, client: Client) -> None:

@@ -2,14 +2,16 @@
 
 python-multipart's push parser is fed the request body chunk by chunk; only the bytes
 of the file part (field ``file``, else the first part with a filename) are passed on.
-Nothing is spooled to memory or disk.
+Nothing is spooled to memory or disk. A malformed body, or one cut short before its
+closing boundary, is refused (422): a cut file must not pass for a whole one.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
 from cardvault.web.errors import Unprocessable
@@ -22,6 +24,7 @@ class _FilePart:
         self.disposition = b""
         self.in_file = False
         self.found = False
+        self.ended = False
         self.data: list[bytes] = []
 
     def on_part_begin(self) -> None:
@@ -52,6 +55,9 @@ class _FilePart:
     def on_part_end(self) -> None:
         self.in_file = False
 
+    def on_end(self) -> None:
+        self.ended = True
+
 
 def boundary_of(content_type: str) -> bytes:
     _, options = parse_options_header(content_type)
@@ -74,15 +80,29 @@ async def file_field(body: AsyncIterator[bytes], content_type: str) -> AsyncIter
             "on_headers_finished": part.on_headers_finished,
             "on_part_data": part.on_part_data,
             "on_part_end": part.on_part_end,
+            "on_end": part.on_end,
         },
     )
     async for chunk in body:
-        parser.write(chunk)
+        _parse(parser.write, chunk)
         if part.data:
             yield b"".join(part.data)
             part.data.clear()
-    parser.finalize()
+    _parse(parser.finalize)
+    if not part.ended:
+        raise Unprocessable("the multipart body ends before its closing boundary")
     if part.data:
         yield b"".join(part.data)
     if not part.found:
         raise Unprocessable("multipart upload without a file field (name it 'file')")
+
+
+def _parse(step: Callable[..., object], *chunk: bytes) -> None:
+    """One step of the parser; its error (which may quote the body) is not passed on."""
+    failed = False
+    try:
+        step(*chunk)
+    except MultipartParseError:
+        failed = True
+    if failed:
+        raise Unprocessable("the multipart body is malformed")

@@ -5,18 +5,24 @@ records (a quoted field may span lines) without ever holding more than one chunk
 one unfinished record; :func:`parse_rows` turns records into :class:`InputRow` values.
 A row that cannot be used keeps its error (code and detail) and is reported in the
 results like any other failed row; only a bad header refuses the whole file.
+
+A card number anywhere but in a ``pan`` column (an alias, a name, an address...) fails
+its row with ``invalid-format`` before anything of the row is kept: the row is stored
+with its error only, and the error shows the number masked. No error raised here
+carries a card number in clear. The file itself is never stored: only parsed rows are.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cardvault.bulk.errors import InvalidFile, MissingColumn
-from cardvault.crypto.pan import InvalidPan, Pan, luhn_valid
+from cardvault.crypto.pan import InvalidPan, Pan, find_pan, mask_pans
 
 REQUIRED = ("exp_month", "exp_year")  # plus pan_alias, or pan
 CARD_KEYS = ("pan_alias", "pan")
@@ -35,6 +41,15 @@ KNOWN = frozenset((*CARD_KEYS, *REQUIRED, *HOLDER, *ADDRESS))
 MAX_FIELD = 255
 MAX_RECORD = 64 * 1024  # characters of one record (a line, or lines in quotes)
 ALIAS_MAX = 40
+SHOWN = 64  # characters of a refused value shown (masked) in an error
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def shown(value: str) -> str:
+    """``value`` as an error may show it: card numbers masked, cut short."""
+    masked = mask_pans(value)
+    return masked if len(masked) <= SHOWN else masked[: SHOWN - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -54,7 +69,7 @@ def check_header(fields: Sequence[str]) -> Columns:
     names = tuple(f.strip().lower() for f in fields)
     for name in names:
         if name not in KNOWN:
-            raise InvalidFile(f"unknown column {name!r} in the header", field=name)
+            raise InvalidFile(f"unknown column {shown(name)!r} in the header", field=shown(name))
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -83,10 +98,12 @@ class RecordSplitter:
         """The lines of every record completed by ``data`` (a record may be several
         lines when a quoted field holds a line break)."""
         try:
-            text = self._partial + self._decoder.decode(data, final)
-        except UnicodeDecodeError:
-            raise InvalidFile("the file is not UTF-8 text") from None
-        lines = text.splitlines(keepends=True)
+            text: str | None = self._partial + self._decoder.decode(data, final)
+        except UnicodeDecodeError:  # holds the bytes: raised outside, so not its context
+            text = None
+        if text is None:
+            raise InvalidFile("the file is not UTF-8 text")
+        lines = _LINE.findall(text)  # only CR, LF and CRLF end a line in CSV
         self._partial = ""
         if lines and not final and not lines[-1].endswith(("\n", "\r")):
             self._partial = lines.pop()
@@ -94,21 +111,29 @@ class RecordSplitter:
         for line in lines:
             self._record.append(line)
             self._quotes += line.count('"')
+            self._check_length(len(self._partial))
             if self._quotes % 2 == 0:
                 done.extend(self._record)
                 self._record, self._quotes = [], 0
         if final and self._record:
             raise InvalidFile("the file ends inside a quoted field")
-        if len(self._partial) + sum(len(line) for line in self._record) > MAX_RECORD:
-            raise InvalidFile(f"a row is longer than {MAX_RECORD} characters")
+        self._check_length(len(self._partial))
         return done
+
+    def _check_length(self, partial: int) -> None:
+        if partial + sum(len(line) for line in self._record) > MAX_RECORD:
+            raise InvalidFile(f"a row is longer than {MAX_RECORD} characters")
 
 
 def records(lines: Iterable[str]) -> Iterator[list[str]]:
-    """CSV records of complete lines; blank lines are skipped."""
-    for record in csv.reader(lines, strict=True):
-        if record and any(field.strip() for field in record):
-            yield record
+    """CSV records of complete lines; blank lines are skipped. Raises
+    :class:`InvalidFile` for text that is not CSV (a stray quote...)."""
+    try:
+        for record in csv.reader(lines, strict=True):
+            if record and any(field.strip() for field in record):
+                yield record
+    except csv.Error as error:
+        raise InvalidFile(f"not valid CSV: {shown(str(error))}") from None
 
 
 @dataclass
@@ -146,13 +171,30 @@ def _holder(values: dict[str, str]) -> dict[str, Any] | None:
     return holder or None
 
 
-def _looks_like_pan(value: str) -> bool:
-    return value.isdigit() and 12 <= len(value) <= 19 and luhn_valid(value)
+def _refused_cell(columns: Columns, record: list[str]) -> str | None:
+    """Why a field of the record cannot be kept, whatever the row's other faults: a
+    card number outside the ``pan`` column, or a control character."""
+    for index, value in enumerate(record):
+        name = columns.names[index] if index < len(columns.names) else f"field {index + 1}"
+        if name == "pan":
+            continue
+        if find_pan(value) is not None:
+            return (
+                f"{name}: a card number is not allowed here ({shown(value.strip())});"
+                " card numbers go only in a pan column"
+            )
+        if _CONTROL.search(value):
+            return f"{name}: control characters are not allowed"
+    return None
 
 
 def parse_row(number: int, columns: Columns, record: list[str]) -> InputRow:
-    """One record as an :class:`InputRow`, with its error if it cannot be used."""
+    """One record as an :class:`InputRow`, with its error if it cannot be used (then
+    nothing else of it is kept)."""
     row = InputRow(number)
+    refused = _refused_cell(columns, record)
+    if refused is not None:
+        return row.fail("invalid-format", refused)
     if len(record) != len(columns.names):
         return row.fail(
             "invalid-format", f"the row has {len(record)} fields, the header {len(columns.names)}"
@@ -170,8 +212,6 @@ def parse_row(number: int, columns: Columns, record: list[str]) -> InputRow:
             row.pan = Pan(values["pan"])
         except InvalidPan as invalid:
             return row.fail("invalid-format", f"pan: {invalid.reason}")
-    elif _looks_like_pan(values["pan_alias"]):
-        return row.fail("invalid-format", "pan_alias: this is a card number; use a pan column")
     elif len(values["pan_alias"]) > ALIAS_MAX:
         return row.fail("not-found", "no card with this pan_alias in the vault")
     else:
@@ -180,3 +220,32 @@ def parse_row(number: int, columns: Columns, record: list[str]) -> InputRow:
     row.exp_year = _number(row, "exp_year", values["exp_year"])
     row.holder_info = _holder(values)
     return row
+
+
+class CsvRows:
+    """The parser: bytes in, numbered :class:`InputRow` values out, the header checked
+    first. Raises only :class:`~cardvault.bulk.errors.BulkError` (:class:`InvalidFile`
+    or :class:`MissingColumn`), whatever the bytes."""
+
+    def __init__(self) -> None:
+        self._splitter = RecordSplitter()
+        self.columns: Columns | None = None
+        self.count = 0
+
+    def feed(self, data: bytes, *, final: bool = False) -> list[InputRow]:
+        lines = self._splitter.feed(data, final=final)
+        out: list[InputRow] = []
+        try:
+            for record in records(lines):
+                if self.columns is None:
+                    self.columns = check_header(record)
+                    continue
+                self.count += 1
+                out.append(parse_row(self.count, self.columns, record))
+        except InvalidFile as error:
+            if self.columns is None or error.field is not None:
+                raise
+            raise InvalidFile(f"{error.detail} (after row {self.count})") from None
+        if final and self.columns is None:
+            raise InvalidFile("the file is empty: a header row is required", field="header")
+        return out

@@ -1,8 +1,10 @@
-"""The results file of a job: one CSV line per input row, in input order, never a PAN."""
+"""The results file of a job: one CSV line per input row, in input order, never a PAN.
+
+Written by :class:`cardvault.csv_out.CsvWriter`, so no cell runs as a formula.
+"""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from cardvault.bulk.jobs import CANCELLED
+from cardvault.csv_out import CsvWriter
 from cardvault.store.bulk_models import BulkRow
 from cardvault.store.db import Database
 
@@ -39,8 +42,8 @@ _COLUMNS = (
 def _line(row: Any, job_state: str) -> tuple[Any, ...]:
     if row.state is None:  # not processed (yet)
         unprocessed = "CANCELLED" if job_state == CANCELLED else "QUEUED"
-        return (row.row, row.pan_alias or "", unprocessed, "", "", "", "", "")
-    return tuple("" if value is None else value for value in row)
+        return (row.row, row.pan_alias, unprocessed, None, None, None, None, None)
+    return tuple(row)
 
 
 def _page(db: Database, job_id: str, after: int) -> list[Any]:
@@ -58,7 +61,7 @@ def _page(db: Database, job_id: str, after: int) -> list[Any]:
 def result_lines(db: Database, job_id: str, job_state: str) -> Iterator[str]:
     """The results CSV, a page of rows at a time (the header first)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = CsvWriter(buffer)
     writer.writerow(HEADER)
     after = 0
     while True:

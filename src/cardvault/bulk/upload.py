@@ -12,40 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from cardvault.bulk import jobs
-from cardvault.bulk.csvfile import Columns, InputRow, RecordSplitter, check_header, parse_row
-from cardvault.bulk.csvfile import records as csv_records
-from cardvault.bulk.errors import InvalidFile
+from cardvault.bulk.csvfile import Columns, CsvRows, InputRow
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.store.db import Database
 
 T = TypeVar("T")
 BATCH = 1000
 RunDb = Callable[..., Awaitable[Any]]
-
-
-class CsvRows:
-    """Bytes in, numbered :class:`InputRow` values out; the header is checked first."""
-
-    def __init__(self) -> None:
-        self._splitter = RecordSplitter()
-        self.columns: Columns | None = None
-        self.count = 0
-
-    def feed(self, data: bytes, *, final: bool = False) -> list[InputRow]:
-        lines = self._splitter.feed(data, final=final)
-        out: list[InputRow] = []
-        try:
-            for record in csv_records(lines):
-                if self.columns is None:
-                    self.columns = check_header(record)
-                    continue
-                self.count += 1
-                out.append(parse_row(self.count, self.columns, record))
-        except ValueError as error:  # csv.Error: a stray quote and the like
-            raise InvalidFile(f"not valid CSV after row {self.count}: {error}") from None
-        if final and self.columns is None:
-            raise InvalidFile("the file is empty: a header row is required", field="header")
-        return out
 
 
 async def receive(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Iterator
 
 MIN_LENGTH, MAX_LENGTH = 12, 19
 _DIGITS = frozenset("0123456789")
@@ -111,9 +112,13 @@ class Pan:
         return hash(("Pan", self.masked))
 
 
-# A PAN written inside other text: 12-19 digits, each pair separated by at most one
-# space or dash, with no more digits of the same run before or after it.
-_EMBEDDED = re.compile(r"(?<![0-9])(?<![0-9][ -])[0-9](?:[ -]?[0-9]){11,18}(?![ -]?[0-9])")
+# Digits written inside other text: groups of digits joined by spaces and dashes. A
+# card number is written as whole groups of such a run ("4242 4242 4242 4242"), so the
+# run is cut only between groups, never inside one: a longer unbroken number is not a
+# card number, but a card number followed by its expiry or CVC still is one.
+_RUN = re.compile(r"[0-9]++(?:[ -]++[0-9]++)*+")
+_GROUP = re.compile(r"[0-9]+")
+_JOIN = "…"  # between masks of one run: not a separator, so masks never join up
 
 
 def looks_like_pan(value: str) -> bool:
@@ -123,29 +128,81 @@ def looks_like_pan(value: str) -> bool:
     return MIN_LENGTH <= len(digits) <= MAX_LENGTH and set(digits) <= _DIGITS and luhn_valid(digits)
 
 
+def _longest_from(groups: list[re.Match[str]], first: int) -> tuple[int, str] | None:
+    """The longest card number made of whole groups starting at ``first``: the index
+    of its last group and its digits."""
+    found, digits = None, ""
+    for last in range(first, len(groups)):
+        digits += groups[last].group()
+        if len(digits) > MAX_LENGTH:
+            break
+        if len(digits) >= MIN_LENGTH and luhn_valid(digits):
+            found = (last, digits)
+    return found
+
+
+def _in_run(run: str) -> Iterator[tuple[int, int, Pan]]:
+    """The card numbers of a run, left to right, not overlapping: span and number."""
+    if len(run) < MIN_LENGTH:
+        return
+    groups = list(_GROUP.finditer(run))
+    first = 0
+    while first < len(groups):
+        found = _longest_from(groups, first)
+        if found is None:
+            first += 1
+            continue
+        last, digits = found
+        yield groups[first].start(), groups[last].end(), Pan(digits)
+        first = last + 1
+
+
 def find_pan(text: str) -> Pan | None:
     """The first card number written anywhere inside ``text``, or ``None``.
 
-    Finds a whole value that :func:`looks_like_pan` and a run of 12-19 digits inside
-    free text ("call 4242 4242 4242 4242"), digits grouped by single spaces or dashes.
-    A longer run of digits is not a card number.
+    Finds a whole value that :func:`looks_like_pan` and a card number inside free text
+    ("call 4242 4242 4242 4242", "4242-4242-4242-4242 12/27"): 12-19 digits made of
+    whole groups of a run of digits joined by spaces and dashes. An unbroken run of more
+    than 19 digits is not a card number.
     """
     if len(text) < MIN_LENGTH:
         return None
-    for match in _EMBEDDED.finditer(text):
-        digits = match.group().translate(_SEPARATORS)
-        if luhn_valid(digits):
-            return Pan(digits)
+    for run in _RUN.finditer(text):
+        for _, _, pan in _in_run(run.group()):
+            return pan
     return None
 
 
-def mask_pans(text: str) -> str:
-    """``text`` with every card number in it shown as BIN and last four only."""
-    if find_pan(text) is None:
+def pans_in(text: str) -> Iterator[tuple[str, Pan]]:
+    """Every card number :func:`find_pan` sees in ``text``, left to right, each with
+    the text it is written as there (with its spaces and dashes)."""
+    if len(text) < MIN_LENGTH:
+        return
+    for run in _RUN.finditer(text):
+        for start, end, pan in _in_run(run.group()):
+            yield run.group()[start:end], pan
+
+
+def _mask_run(run: re.Match[str]) -> str:
+    text = run.group()
+    found = list(_in_run(text))
+    if not found:
         return text
+    pieces, end = [], 0
+    for start, stop, pan in found:
+        pieces += [text[end:start], pan.masked]
+        end = stop
+    masked = "".join(pieces) + text[end:]
+    if find_pan(masked) is None:
+        return masked
+    # A mask's digits joined to the digits around it make another card number:
+    # keep only the masks.
+    return _JOIN.join(pan.masked for _, _, pan in found)
 
-    def masked(match: re.Match[str]) -> str:
-        found = find_pan(match.group())
-        return match.group() if found is None else found.masked
 
-    return _EMBEDDED.sub(masked, text)
+def mask_pans(text: str) -> str:
+    """``text`` with every card number in it shown as BIN and last four only; nothing
+    in the result is a card number (:func:`find_pan` finds none)."""
+    if len(text) < MIN_LENGTH:
+        return text
+    return _RUN.sub(_mask_run, text)

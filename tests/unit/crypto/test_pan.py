@@ -189,6 +189,8 @@ def test_hash_agrees_with_equality_and_reveals_nothing_hidden() -> None:
         "4242-4242-4242-4242",
         "card: 4242 4242 4242 4242, thanks",
         "ref5555555555554444x",
+        "4242 4242 4242 4242 123",  # followed by a CVC
+        "4242  4242 - 4242  4242",  # any spaces and dashes between groups
     ],
 )
 def test_find_pan_sees_a_card_number_however_it_is_written(text: str) -> None:
@@ -202,7 +204,7 @@ def test_find_pan_sees_a_card_number_however_it_is_written(text: str) -> None:
     [
         "order-1842",
         "4242424242424241",  # fails the Luhn check
-        "4242 4242 4242 4242 4242",  # 20 digits: longer than any card number
+        "42424242424242424242",  # 20 digits unbroken: longer than any card number
         "12345678901",
         "vlt_6pstbvn4g8fbcup41eat",
     ],
