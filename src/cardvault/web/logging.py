@@ -1,14 +1,24 @@
-"""JSON logs on standard error, one object a line."""
+"""JSON logs on standard error, one object a line.
+
+Whatever a line carries (message, extra fields, a traceback's text), card numbers in it
+are shown as BIN and last four and client or webhook secrets by their prefix only: the
+last line of defence of DESIGN §3, for values that reach a log by a path nobody meant.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import sys
 from typing import Any
 
 import orjson
 
+from cardvault.crypto import mask_pans
+
+# Client secrets (cvs_) and webhook signing secrets (cvwh_): 32 random bytes in base64url.
+_SECRET = re.compile(r"\b(cvs|cvwh)_[A-Za-z0-9_-]{16,}")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -25,7 +35,12 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return redact(orjson.dumps(entry, default=str).decode())
+
+
+def redact(line: str) -> str:
+    """``line`` with card numbers masked and secrets cut to their prefix."""
+    return _SECRET.sub(r"\1_****", mask_pans(line))
 
 
 def configure_logging(level: str) -> None:
