@@ -110,6 +110,16 @@ async def sign_in(request: Request) -> Response:
     throttle, now = _throttle(request), time.monotonic()
     wait = throttle.retry_after(email, ip, now)
     if wait:
+        runtime.audit.add_repeated(
+            AuditRecord(
+                actor_type="anonymous",
+                actor_id=email or None,
+                action="dashboard.sign_in",
+                outcome="failure",
+                reason="too many failed sign-ins",
+                source_ip=ip,
+            )
+        )
         page = _refused(
             request, email, next_path, 429, f"Too many failed sign-ins. Try again in {wait} s."
         )

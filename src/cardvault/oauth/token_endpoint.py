@@ -22,6 +22,7 @@ from cardvault.oauth.errors import (
     InvalidRequest,
     InvalidScope,
     OAuthError,
+    TooManyFailures,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
@@ -125,7 +126,9 @@ class TokenEndpoint:
         self, error: OAuthError, creds: Credentials | None, request: TokenRequest
     ) -> None:
         client_id = creds.client_id if creds else request.form.get("client_id")
-        self.audit.add(
+        # A throttled caller may keep knocking: those refusals are counted, not each written.
+        add = self.audit.add_repeated if isinstance(error, TooManyFailures) else self.audit.add
+        add(
             AuditRecord(
                 actor_type="service_account" if client_id else "anonymous",
                 actor_id=client_id[:128] if client_id else None,
