@@ -320,7 +320,7 @@ def test_another_organizations_members_and_accounts_are_not_found(
 ) -> None:
     victim = site_factory.client()  # its own new organization
     with site_factory.db.engine.connect() as conn:
-        member = conn.execute(
+        member: str = conn.execute(
             text(
                 "SELECT m.id FROM members m JOIN service_accounts s "
                 "ON s.id = m.service_account_id WHERE s.client_id = :c"
