@@ -347,3 +347,28 @@ def test_another_organizations_members_and_accounts_are_not_found(
     assert snapshot(site_factory) == before
     audit = browser.open("/dashboard/audit").text
     assert victim.org_id not in audit and victim.client_id not in audit
+
+
+# --- no input makes a page fail ---------------------------------------------------------
+
+ODD_QUERIES = [
+    "/dashboard/audit?before=99999999999999999999999",
+    "/dashboard/audit?before=-99999999999999999999999",
+    "/dashboard/audit?before=abc",
+    "/dashboard/audit?since=0001-01-01T00:00&until=9999-12-31T23:59",
+    "/dashboard/audit?since=9999-99-99&until=%00",
+    "/dashboard/audit?actor=%00%ff&action=" + "a" * 5000,
+    "/dashboard/device?user_code=" + "Z" * 5000,
+    "/dashboard/device?user_code=%00",
+    "/dashboard/sign-in?next=%00",
+    "/dashboard/members/%00/remove",
+    "/dashboard/service-accounts/" + "x" * 3000 + "/rotate",
+]
+
+
+@pytest.mark.parametrize("path", ODD_QUERIES)
+def test_odd_queries_never_fail_a_page(server: Server, path: str) -> None:
+    browser = admin(server)
+    response = browser.http.get(path)
+    browser.close()
+    assert response.status_code < 500, (path, response.text[:300])

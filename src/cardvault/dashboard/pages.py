@@ -84,6 +84,19 @@ def _time(text: str | None) -> dt.datetime | None:
         return None
 
 
+def _text(value: str, limit: int) -> str:
+    """A filter as the column can hold it: no NUL (PostgreSQL refuses it in text),
+    no longer than the column."""
+    return value.replace("\x00", "")[:limit]
+
+
+def _cursor(text: str) -> int | None:
+    """An event id to page from, or ``None`` (the first page) when it is not one."""
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)
+
+
 @router.get("/audit")
 def audit_page(
     request: Request,
@@ -93,12 +106,15 @@ def audit_page(
     outcome: str = "",
     since: str = "",
     until: str = "",
-    before: int | None = None,
+    before: str = "",
 ) -> Response:
-    wanted = queries.AuditFilter(actor, action, outcome, _time(since), _time(until))
+    wanted = queries.AuditFilter(
+        _text(actor, 128), _text(action, 64), _text(outcome, 16), _time(since), _time(until)
+    )
+    cursor = _cursor(before)
     runtime = runtime_of(request)
     with runtime.db.sessions() as session:
-        events, following = queries.audit_page(session, signed.who.org_id, wanted, before)
+        events, following = queries.audit_page(session, signed.who.org_id, wanted, cursor)
         actions, actors = queries.audit_choices(session, signed.who.org_id)
     filters = {"actor": actor, "action": action, "outcome": outcome, "since": since, "until": until}
     older = None
@@ -113,7 +129,7 @@ def audit_page(
         actions=actions,
         actors=actors,
         older=older,
-        first_page=before is None,
+        first_page=cursor is None,
     )
 
 
