@@ -242,3 +242,20 @@ def test_a_token_hash_collision_in_the_cache_is_impossible(kit: Kit) -> None:
     assert hashlib.sha256(altered.encode()).digest() != hashlib.sha256(kit.token.encode()).digest()
     response = httpx.get(f"{kit.server.url}/whoami", headers={"Authorization": f"Bearer {altered}"})
     assert_refused(response)
+
+
+@pytest.mark.parametrize(
+    "case", ["alg none", "HS256 keyed with the public key (PEM)", "scope widened", "expired"]
+)
+def test_introspection_calls_forged_tokens_inactive(kit: Kit, case: str) -> None:
+    """RFC 7662 §2.2: a token that fails verification is just ``{"active": false}``."""
+    response = httpx.post(
+        f"{kit.server.issuer}/protocol/openid-connect/token/introspect",
+        data={
+            "token": FORGERIES[case](kit),
+            "client_id": kit.client.client_id,
+            "client_secret": kit.client.client_secret,
+        },
+    )
+    assert response.status_code == 200
+    assert response.json() == {"active": False}
