@@ -255,7 +255,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         try:
-            await asyncio.to_thread(self.audit.flush)
+            await asyncio.to_thread(self.audit.flush, final=True)
         except Exception:
             log.exception("final audit flush failed; %d records lost", len(self.audit))
         self.freshness.close()

@@ -5,6 +5,13 @@ Administrative changes are written in the same transaction as the change
 second, hands its records to an :class:`AuditBuffer` that writes them in batches every
 ``audit_flush_interval`` (50 ms by default) and on shutdown; the same batch records
 when each service account last obtained a token (``last_used_at``).
+
+Refusals that an attacker can repeat at will (forged bearer tokens, throttled guesses)
+go through :meth:`AuditBuffer.add_repeated`: the first of each (action, actor, reason,
+source address) in a minute is written as it comes, the others of that minute are
+counted and written as one record carrying ``details.repeated`` (how many) and
+``details.since``. Every attempt is accounted for, and a flood of garbage costs one row
+per source a minute instead of one per request.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections import deque
+import threading
+import time
+from collections import OrderedDict, deque
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, update
@@ -26,6 +35,8 @@ from cardvault.store.types import utcnow
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 200_000
+REPEAT_WINDOW = 60.0  # seconds
+MAX_REPEAT_KEYS = 10_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,13 +86,69 @@ def bind_audit(source: Source, *records: AuditRecord) -> Bound:
     return _INSERT.bind(source, [_row(record) for record in records])
 
 
+@dataclasses.dataclass(slots=True)
+class _Repeats:
+    """A window of one kind of refusal: when it opened, its first and last record, and
+    how many came after the first."""
+
+    opened: float
+    first: AuditRecord
+    last: AuditRecord
+    count: int = 0
+
+    def summary(self) -> AuditRecord:
+        details = {**(self.last.details or {}), "repeated": self.count}
+        details["since"] = self.first.occurred_at.isoformat()
+        return dataclasses.replace(self.last, details=details)
+
+
+_RepeatKey = tuple[str, str | None, str | None, str | None]
+
+
 class AuditBuffer:
     """Thread-safe queue of records, written in batches by :meth:`flush`."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._pending: deque[AuditRecord] = deque()
+        self._repeats: OrderedDict[_RepeatKey, _Repeats] = OrderedDict()
+        self._lock = threading.Lock()
         self.dropped = 0
+
+    def add_repeated(self, record: AuditRecord, now: float | None = None) -> None:
+        """Queue a refusal that may come in floods: written at once if it is the first
+        of its kind from its source in ``REPEAT_WINDOW`` seconds, else counted into the
+        window's summary record (written when the window closes, or on shutdown)."""
+        now = time.monotonic() if now is None else now
+        key = (record.action, record.actor_id, record.reason, record.source_ip)
+        closed: list[_Repeats] = []
+        with self._lock:
+            repeats = self._repeats.get(key)
+            if repeats is not None and now - repeats.opened < REPEAT_WINDOW:
+                repeats.count += 1
+                repeats.last = record
+                return
+            if repeats is not None:
+                closed.append(self._repeats.pop(key))
+            self._repeats[key] = _Repeats(now, record, record)
+            if len(self._repeats) > MAX_REPEAT_KEYS:
+                closed.append(self._repeats.popitem(last=False)[1])
+        for window in closed:
+            if window.count:
+                self.add(window.summary())
+        self.add(record)
+
+    def _close_windows(self, now: float, *, every: bool) -> None:
+        with self._lock:
+            ended = [
+                key
+                for key, window in self._repeats.items()
+                if every or now - window.opened >= REPEAT_WINDOW
+            ]
+            closed = [self._repeats.pop(key) for key in ended]
+        for window in closed:
+            if window.count:
+                self.add(window.summary())
 
     def add(self, record: AuditRecord) -> None:
         if len(self._pending) >= MAX_PENDING:
@@ -91,10 +158,16 @@ class AuditBuffer:
         self._pending.append(record)
 
     def __len__(self) -> int:
-        return len(self._pending)
+        """Records waiting to be written, counting each open window with repeats."""
+        with self._lock:
+            counting = sum(1 for window in self._repeats.values() if window.count)
+        return len(self._pending) + counting
 
-    def flush(self) -> int:
-        """Write everything queued so far; on failure the records stay queued."""
+    def flush(self, *, final: bool = False, now: float | None = None) -> int:
+        """Write everything queued so far, with the summaries of the windows of repeated
+        refusals that have closed (all of them if ``final``); on failure the records
+        stay queued."""
+        self._close_windows(time.monotonic() if now is None else now, every=final)
         batch: list[AuditRecord] = []
         while self._pending:
             batch.append(self._pending.popleft())

@@ -84,6 +84,12 @@ def _time(text: str | None) -> dt.datetime | None:
         return None
 
 
+def _text(value: str, limit: int) -> str:
+    """A filter as the column can hold it: no NUL (PostgreSQL refuses it in text),
+    no longer than the column."""
+    return value.replace("\x00", "")[:limit]
+
+
 @router.get("/audit")
 def audit_page(
     request: Request,
@@ -95,7 +101,9 @@ def audit_page(
     until: Annotated[str, Query(max_length=32)] = "",
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> Response:
-    wanted = queries.AuditFilter(actor, action, outcome, _time(since), _time(until))
+    wanted = queries.AuditFilter(
+        _text(actor, 128), _text(action, 64), _text(outcome, 16), _time(since), _time(until)
+    )
     runtime = runtime_of(request)
     with runtime.db.sessions() as session:
         events, following = queries.audit_page(session, signed.who.org_id, wanted, before)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
+from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -32,23 +34,39 @@ from cardvault.runtime import Runtime
 from cardvault.store.types import utcnow
 
 router = APIRouter()
+_UNSAFE_IN_NEXT = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+HOME = "/dashboard/settings"
 
 
 def _safe_next(target: str) -> str:
-    """Only paths inside the dashboard; never another host."""
-    if target.startswith("/dashboard") and not target.startswith("//"):
-        return target
-    return "/dashboard/settings"
+    """Only a plainly written path inside the dashboard, else the home page: no scheme or
+    host, and nothing a browser would resolve elsewhere (backslashes, control
+    characters, ``..`` segments, even percent-encoded)."""
+    parts = urlsplit(target)
+    path = unquote(parts.path)
+    if (
+        parts.scheme
+        or parts.netloc
+        or not (path == "/dashboard" or path.startswith("/dashboard/"))
+        or _UNSAFE_IN_NEXT.search(target)
+        or _UNSAFE_IN_NEXT.search(path)
+        or ".." in path.split("/")
+        or "." in path.split("/")
+    ):
+        return HOME
+    return target
 
 
 @router.get("")
 @router.get("/")
 def home() -> Response:
-    return redirect("/dashboard/settings")
+    return redirect(HOME)
 
 
 @router.get("/sign-in")
-def sign_in_page(request: Request, next: str = "/dashboard/settings") -> Response:
+def sign_in_page(request: Request, next: str = HOME) -> Response:
     token = form_token(request)
     page = render(request, "sign_in.html", form_token=token, next=_safe_next(next))
     return with_form_cookie(request, page, token)
@@ -110,6 +128,16 @@ async def sign_in(request: Request) -> Response:
     throttle, now = _throttle(request), time.monotonic()
     wait = throttle.retry_after(email, ip, now)
     if wait:
+        runtime.audit.add_repeated(
+            AuditRecord(
+                actor_type="anonymous",
+                actor_id=email or None,
+                action="dashboard.sign_in",
+                outcome="failure",
+                reason="too many failed sign-ins",
+                source_ip=ip,
+            )
+        )
         page = _refused(
             request, email, next_path, 429, f"Too many failed sign-ins. Try again in {wait} s."
         )

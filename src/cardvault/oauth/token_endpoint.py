@@ -22,12 +22,14 @@ from cardvault.oauth.errors import (
     InvalidRequest,
     InvalidScope,
     OAuthError,
+    TooManyFailures,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
 from cardvault.store.types import utcnow
 
 CLIENT_CREDENTIALS = "client_credentials"
+THROTTLED = "slow_down: too many failed authentication attempts"
 # Grant types this server knows but never grants to a service account.
 NOT_FOR_SERVICE_ACCOUNTS = {
     "refresh_token": "Service accounts get no refresh tokens; ask again with client_credentials",
@@ -125,13 +127,17 @@ class TokenEndpoint:
         self, error: OAuthError, creds: Credentials | None, request: TokenRequest
     ) -> None:
         client_id = creds.client_id if creds else request.form.get("client_id")
-        self.audit.add(
+        # A throttled caller may keep knocking: those refusals are counted, not each
+        # written, under one reason (the detail names the seconds left, which change).
+        throttled = isinstance(error, TooManyFailures)
+        add = self.audit.add_repeated if throttled else self.audit.add
+        add(
             AuditRecord(
                 actor_type="service_account" if client_id else "anonymous",
                 actor_id=client_id[:128] if client_id else None,
                 action="token.issue",
                 outcome="failure",
-                reason=f"{error.error}: {error.detail}"[:128],
+                reason=THROTTLED if throttled else f"{error.error}: {error.detail}"[:128],
                 source_ip=request.source_ip,
             )
         )

@@ -11,8 +11,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from cardvault.accounts.errors import AccountsError
+from cardvault.audit import AuditRecord
 from cardvault.bulk.errors import BulkError
 from cardvault.cards.errors import CardError
+from cardvault.crypto import mask_pans
 from cardvault.events.errors import UnknownEvent
 from cardvault.network_tokens.errors import TokenNotFound
 from cardvault.networks.provider import ProviderError
@@ -79,9 +81,30 @@ def error_response(
     )
 
 
-async def api_error_handler(_request: Request, exc: Exception) -> Response:
+async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if isinstance(exc, InvalidToken):
+        audit_refused_token(request, exc)
     return error_response(exc.status, exc.code, exc.detail, exc.headers)
+
+
+def audit_refused_token(request: Request, exc: InvalidToken) -> None:
+    """Every refused bearer token is audited (DESIGN §3), through the buffer that folds a
+    flood from one source into one record a minute (``AuditBuffer.add_repeated``)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return
+    runtime.audit.add_repeated(
+        AuditRecord(
+            actor_type="anonymous",
+            actor_id=None,
+            action="token.verify",
+            outcome="failure",
+            reason=exc.detail[:128],
+            source_ip=request.client.host if request.client else None,
+            details={"request": f"{request.method} {mask_pans(request.url.path)[:200]}"},
+        )
+    )
 
 
 async def accounts_error_handler(_request: Request, exc: Exception) -> Response:
