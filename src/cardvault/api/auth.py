@@ -93,8 +93,10 @@ def verify_bearer(runtime: Runtime, header: str) -> Principal:
 
 
 def check_scope(principal: Principal, scope: str) -> None:
+    """Raise :class:`InsufficientScope` (audited where it is rendered) unless the
+    caller's scopes cover ``scope``."""
     if not satisfies(principal.scopes, scope):
-        raise InsufficientScope(scope)
+        raise InsufficientScope(scope, actor=(principal.actor_type, principal.actor_id))
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:

@@ -9,14 +9,14 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
-from cardvault.accounts.scopes import satisfies
+from cardvault.api.auth import check_scope
 from cardvault.api.multipart import file_field
 from cardvault.api.vault import VaultCaller, vault_caller
 from cardvault.bulk import jobs
 from cardvault.bulk.csvfile import Columns
 from cardvault.bulk.results import result_lines
 from cardvault.bulk.upload import receive
-from cardvault.web.errors import ApiError, InsufficientScope
+from cardvault.web.errors import ApiError
 
 router = APIRouter(prefix="/network-tokens/bulk", tags=["bulk enrolment"])
 
@@ -57,8 +57,8 @@ async def upload(request: Request, caller: Writer) -> Response:
     creates nothing. A ``pan`` column also needs the ``cards:write`` scope."""
 
     def on_header(columns: Columns) -> None:
-        if columns.has_pan and not satisfies(caller.principal.scopes, "cards:write"):
-            raise InsufficientScope("cards:write")
+        if columns.has_pan:
+            check_scope(caller.principal, "cards:write")
 
     runtime = caller.runtime
     job_id = await receive(

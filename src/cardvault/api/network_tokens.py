@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from cardvault.accounts.scopes import satisfies
+from cardvault.api.auth import check_scope
 from cardvault.api.cards import (
     CardIn,
     Enrolment,
@@ -44,7 +44,7 @@ from cardvault.networks.simulator import provider_for
 from cardvault.store.direct import Bound
 from cardvault.store.models import Card
 from cardvault.store.paging import CursorCodec
-from cardvault.web.errors import InsufficientScope, Unprocessable
+from cardvault.web.errors import Unprocessable
 
 router = APIRouter(prefix="/network-tokens", tags=["network tokens"])
 
@@ -128,8 +128,7 @@ def _card_to_enrol(caller: VaultCaller, body: NetworkTokenIn) -> tuple[Pan, card
     cards:write too)."""
     if not body.pan or body.card_id or body.pan_alias:
         return None
-    if not satisfies(caller.principal.scopes, "cards:write"):
-        raise InsufficientScope("cards:write")
+    check_scope(caller.principal, "cards:write")
     if body.exp_month is None or body.exp_year is None:
         raise Unprocessable("exp_month and exp_year are required with pan")
     return valid_card(CardIn(pan=body.pan, exp_month=body.exp_month, exp_year=body.exp_year))

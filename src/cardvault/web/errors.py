@@ -55,11 +55,13 @@ class InsufficientScope(ApiError):
     status = 403
     code = "insufficient-scope"
 
-    def __init__(self, scope: str) -> None:
+    def __init__(self, scope: str, *, actor: tuple[str, str] | None = None) -> None:
         super().__init__(
             f"This request requires the scope {scope}",
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
         )
+        self.scope = scope
+        self.actor = actor  # (actor type, actor id) of the caller, for the audit record
 
 
 class ResourceNotFound(ApiError):
@@ -85,22 +87,36 @@ async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     if isinstance(exc, InvalidToken):
         audit_refused_token(request, exc)
+    elif isinstance(exc, InsufficientScope):
+        audit_refused_scope(request, exc)
     return error_response(exc.status, exc.code, exc.detail, exc.headers)
 
 
 def audit_refused_token(request: Request, exc: InvalidToken) -> None:
     """Every refused bearer token is audited (DESIGN §3), through the buffer that folds a
     flood from one source into one record a minute (``AuditBuffer.add_repeated``)."""
+    _audit_refusal(request, "token.verify", exc.detail, ("anonymous", None))
+
+
+def audit_refused_scope(request: Request, exc: InsufficientScope) -> None:
+    """A valid token used beyond its scopes is audited too, with the caller as actor."""
+    _audit_refusal(request, "scope.check", f"insufficient-scope: {exc.scope}", exc.actor)
+
+
+def _audit_refusal(
+    request: Request, action: str, reason: str, actor: tuple[str, str | None] | None
+) -> None:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
         return
+    actor_type, actor_id = actor or ("anonymous", None)
     runtime.audit.add_repeated(
         AuditRecord(
-            actor_type="anonymous",
-            actor_id=None,
-            action="token.verify",
+            actor_type=actor_type,
+            actor_id=actor_id,
+            action=action,
             outcome="failure",
-            reason=exc.detail[:128],
+            reason=reason[:128],
             source_ip=request.client.host if request.client else None,
             details={"request": f"{request.method} {mask_pans(request.url.path)[:200]}"},
         )
