@@ -37,12 +37,12 @@ class _Text(Protocol):
 
 def escape_cell(value: Cell) -> str:
     """The text written for one cell: ``None`` is empty, numbers as they are, text with
-    its card numbers masked and, if it starts like a formula (or with a quote), behind
-    a single quote."""
+    its card numbers masked (a number that is a card number too) and, if it starts like a
+    formula (or with a quote), behind a single quote."""
     if value is None:
         return ""
     if isinstance(value, int):
-        return str(value)
+        return mask_pans(str(value))
     text = mask_pans(value)
     return "'" + text if text.startswith(_ESCAPED_START) else text
 

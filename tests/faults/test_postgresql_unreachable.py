@@ -4,6 +4,7 @@ every front within 5 s, never a 500 or a hang; back to normal without a restart.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ def _calls(proxied: Proxied) -> tuple[list[Call], dict[str, str]]:
             vaults,
             "api",
             (201,),
-            body=lambda: {"name": f"v-{time.monotonic_ns()}"},
+            body=lambda: {"name": f"v-{secrets.token_hex(4)}"},
         ),
         Call(
             "dashboard sign-in",

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from cardvault.accounts import services as accounts
+from cardvault.accounts.grants import OPERATOR
 from cardvault.accounts.scopes import ALL_SCOPES
 from tests.conftest import BACKENDS, Databases, assert_no_secrets
 from tests.factories import Factory
@@ -46,6 +47,7 @@ class Credentials:
             account, secret = accounts.create_service_account(
                 session,
                 self.factory.hasher,
+                grantor=OPERATOR,
                 org_id=self.org_id,
                 name="fuzz",
                 scopes=list(ALL_SCOPES),

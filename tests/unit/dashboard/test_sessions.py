@@ -12,6 +12,7 @@ from sqlalchemy import select
 from cardvault.accounts import people
 from cardvault.accounts.bootstrap import initialize
 from cardvault.accounts.errors import ValidationFailed
+from cardvault.accounts.grants import OPERATOR
 from cardvault.crypto import SecretHasher
 from cardvault.dashboard.sessions import end_session, resume_session, start_session
 from cardvault.store import Database, create_database, upgrade
@@ -100,6 +101,7 @@ def test_invitation_link_is_single_use_and_expires(db: Database) -> None:
         invited = people.invite(
             session,
             HASHER,
+            grantor=OPERATOR,
             org_id=who.org_id,
             email="New@Example.com",
             access="read",
