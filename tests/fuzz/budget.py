@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 # Shares of one backend's time: the sweep of every operation, the stateful scenarios,
-# the OAuth endpoints (not in the OpenAPI document, fuzzed through their forms).
+# the OAuth endpoints fuzzed through forms holding real credentials.
 SHARES = {"operations": 0.6, "stateful": 0.25, "oauth": 0.15}
 BACKENDS = 2
 

@@ -1,11 +1,13 @@
 """The OAuth endpoints, fuzzed through their forms on both backends.
 
-They are answered by a raw ASGI front (``oauth/routes.py``) and are not in
-``/openapi.json``, so schemathesis cannot reach them: Hypothesis draws the requests
-here. Forms mix real values (the fuzz account's credentials and token, the grant
-types) with arbitrary names and text, sent with any content type and sometimes a
-Basic header. Every answer must be a non-5xx; every refusal the RFC 6749 §5.2 JSON
-shape ``{"error": <code>, "error_description": <text>}``.
+The sweep of ``test_operations.py`` fuzzes them from the document like every other
+operation, but its forms hold no real credentials, so it rarely gets past client
+authentication. Here Hypothesis draws forms that mix real values (the fuzz account's
+credentials and token, the grant types) with arbitrary names and text, sent with any
+content type and sometimes a Basic header. Every answer must be a non-5xx; every
+refusal the RFC 6749 §5.2 JSON shape ``{"error": <code>, "error_description":
+<text>}``; and every answer of a documented operation must match ``/openapi.json``
+(status, content type and body), checked by schemathesis.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
+from schemathesis.schemas import BaseSchema
 
 from tests.fuzz.budget import TALLY, Budget
 from tests.fuzz.conftest import Credentials
+from tests.fuzz.harness import load_schema
 from tests.servers import Server
 
 # One worker runs the fuzz suites: they share a server per backend.
@@ -105,7 +109,20 @@ def check_answer(response: httpx.Response, request: dict[str, Any]) -> None:
         assert response.headers["www-authenticate"].startswith("Basic"), where
 
 
+def check_documented(schema: BaseSchema, response: httpx.Response, request: dict[str, Any]) -> None:
+    """A documented operation's answer: a documented status, and the body the document
+    gives for it (schemathesis raises its failures)."""
+    path = f"{request['prefix']}/{{realm}}/protocol/openid-connect/{request['path']}"
+    if request["method"].lower() not in list(schema[path]):
+        return  # the front's 405 for a method it does not take
+    operation = schema[path][request["method"]]
+    documented = operation.definition.raw["responses"]
+    assert str(response.status_code) in documented, f"{response.status_code} for {request}"
+    operation.validate_response(response)
+
+
 def test_oauth_forms(fuzz_server: Server, credentials: Credentials) -> None:
+    schema = load_schema(fuzz_server)
     bearer = credentials.headers()["Authorization"].split(" ", 1)[1]
     real = {
         "client_id": credentials.client_id,
@@ -127,6 +144,7 @@ def test_oauth_forms(fuzz_server: Server, credentials: Credentials) -> None:
                 request["method"], url, content=request["body"], headers=request["headers"]
             )
             check_answer(response, request)
+            check_documented(schema, response, request)
 
         for round_no in budget.rounds():
             settings = hypothesis.settings(

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.xdist_group("fuzz")
 def test_every_operation(fuzz_server: Server, credentials: Credentials) -> None:
     schema = load_schema(fuzz_server)
     ops = operations(schema)
-    assert len(ops) >= 35, [op.label for op in ops]
+    assert len(ops) >= 50, [op.label for op in ops]
     caller = Caller(credentials)
     budget = Budget.from_env("operations")
     failures: dict[str, str] = {}

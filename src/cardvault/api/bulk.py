@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from cardvault.api.auth import check_scope
 from cardvault.api.multipart import file_field
@@ -22,6 +23,42 @@ router = APIRouter(prefix="/network-tokens/bulk", tags=["bulk enrolment"])
 
 Writer = Annotated[VaultCaller, Depends(vault_caller("network-tokens:write"))]
 Reader = Annotated[VaultCaller, Depends(vault_caller("network-tokens:read"))]
+
+
+class JobOut(BaseModel):
+    """The document's description of :func:`cardvault.bulk.jobs.job_out`."""
+
+    id: str
+    state: str
+    total: int
+    processed: int
+    succeeded: int
+    failed: int
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class CsvResponse(StreamingResponse):
+    media_type = "text/csv"
+
+
+_CSV = {"type": "string", "description": "A header line, then one line per card"}
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "text/csv": {"schema": _CSV},
+        "application/csv": {"schema": _CSV},
+        "text/plain": {"schema": _CSV},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+    },
+}
 
 
 class UnsupportedMediaType(ApiError):
@@ -51,7 +88,7 @@ def _file_bytes(request: Request) -> AsyncIterator[bytes]:
     raise UnsupportedMediaType("send the file as text/csv or multipart/form-data (field 'file')")
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, response_model=JobOut, openapi_extra={"requestBody": UPLOAD_BODY})
 async def upload(request: Request, caller: Writer) -> Response:
     """Store the file's rows and queue the job (202); a bad header is a 422 and
     creates nothing. A ``pan`` column also needs the ``cards:write`` scope."""
@@ -74,25 +111,24 @@ async def upload(request: Request, caller: Writer) -> Response:
     return _json(jobs.job_out(job), 202)
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", response_model=JobOut)
 async def status(job_id: str, caller: Reader) -> Response:
     return _json(jobs.job_out(await _job(caller, job_id)))
 
 
-@router.get("/{job_id}/results")
-async def results(job_id: str, caller: Reader) -> StreamingResponse:
+@router.get("/{job_id}/results", response_class=CsvResponse)
+async def results(job_id: str, caller: Reader) -> CsvResponse:
     """One CSV line per input row, in input order (never a PAN)."""
     db = caller.runtime.db
     job = await _job(caller, job_id)
     caller.runtime.audit.add(caller.record("bulk_job.results", "bulk_job", job_id))
-    return StreamingResponse(
+    return CsvResponse(
         result_lines(db, job_id, job.state),
-        media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{job_id}-results.csv"'},
     )
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/{job_id}/cancel", response_model=JobOut)
 async def cancel(job_id: str, caller: Writer) -> Response:
     """Stop the job; rows already processed keep their results."""
     job = await caller.runtime.run_db(jobs.cancel_job, caller.runtime.db, caller.vault_id, job_id)

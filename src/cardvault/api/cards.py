@@ -127,7 +127,7 @@ def _json(model: BaseModel) -> bytes:
     "",
     response_model=CardOut,
     status_code=201,
-    responses={200: {"description": "The PAN was already in the vault"}},
+    responses={200: {"model": CardOut, "description": "The PAN was already in the vault"}},
 )
 async def enroll_card(
     body: CardIn,

@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None) -> InputLayer:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(InvalidCursor, invalid_cursor_handler)
-    openapi.install(app)
+    openapi.install(app, settings.realm)
     for database_error in DATABASE_ERRORS:  # 503 when the database is out of reach
         app.add_exception_handler(database_error, unavailable_handler)
     install_dashboard(app, settings)  # after the API's handlers: it refines them for pages

@@ -1,10 +1,13 @@
-"""The OpenAPI document, made truthful about errors.
+"""The OpenAPI document, made truthful about errors, credentials and OAuth.
 
 FastAPI describes its own validation error (``HTTPValidationError``), which this API
 never sends. Every refusal is the envelope ``{"errors": [{status, code, detail,
 source?}]}``; this module adds it as the ``Errors`` component and attaches it to each
 operation's answers that can happen there, so that generated clients and fuzzers can
-check every response against the document.
+check every response against the document. Every API operation takes a bearer token
+(the ``bearer`` security scheme, with the ``WWW-Authenticate`` challenges of RFC 6750
+§3 on its 401 and 403); the authorization server's paths, which its own ASGI front
+answers, come from :mod:`cardvault.oauth.openapi`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+
+from cardvault.oauth import openapi as oauth_openapi
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -69,10 +74,26 @@ _BY_OPERATION: dict[tuple[str, str], tuple[str, ...]] = {
 }
 _ERROR_REF = {"$ref": "#/components/schemas/Errors"}
 _UNUSED = ("HTTPValidationError", "ValidationError")
+BEARER = "bearer"
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "An access token of the token endpoint (RFC 9068 JWT)",
+}
+_CHALLENGES = {
+    "401": 'Bearer error="invalid_token", error_description="…"',
+    "403": 'Bearer error="insufficient_scope", scope="…" (a scope refusal)',
+}
+_RETRY_AFTER = {
+    "description": "Seconds to wait before trying again",
+    "schema": {"type": "integer", "minimum": 1},
+}
 
 
-def install(app: FastAPI) -> None:
-    """Make ``app.openapi()`` (and so ``/openapi.json``) describe the real errors."""
+def install(app: FastAPI, realm: str) -> None:
+    """Make ``app.openapi()`` (and so ``/openapi.json``) describe the real errors, the
+    bearer scheme, and the OAuth paths of ``realm``."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -82,7 +103,10 @@ def install(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = describe_errors(document)
+            describe_errors(document)
+            describe_security(document)
+            add_oauth(document, realm)
+            app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -106,4 +130,39 @@ def describe_errors(document: dict[str, Any]) -> dict[str, Any]:
                     "description": _DESCRIPTIONS[status],
                     "content": {"application/json": {"schema": _ERROR_REF}},
                 }
+            responses["503"]["headers"] = {"Retry-After": _RETRY_AFTER}
+    return document
+
+
+def _operations(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        operation
+        for item in document.get("paths", {}).values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "responses" in operation
+    ]
+
+
+def describe_security(document: dict[str, Any]) -> dict[str, Any]:
+    """Every operation FastAPI serves takes a bearer token (``api/auth.py``)."""
+    components = document.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[BEARER] = BEARER_SCHEME
+    for operation in _operations(document):
+        operation["security"] = [{BEARER: []}]
+        for status, challenge in _CHALLENGES.items():
+            operation["responses"][status]["headers"] = {
+                "WWW-Authenticate": {
+                    "description": f"RFC 6750 §3: {challenge}",
+                    "schema": {"type": "string", "pattern": "^Bearer "},
+                }
+            }
+    return document
+
+
+def add_oauth(document: dict[str, Any], realm: str) -> dict[str, Any]:
+    """The authorization server's paths, after the API's (their errors are RFC 6749's)."""
+    document["paths"].update(oauth_openapi.paths(realm))
+    components = document.setdefault("components", {})
+    for section, entries in oauth_openapi.components().items():
+        components.setdefault(section, {}).update(entries)
     return document
