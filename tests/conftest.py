@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests import hygiene
 from tests.factories import Factory
@@ -18,6 +19,17 @@ from tests.hygiene import collect_used_values  # noqa: F401 (the session watches
 from tests.servers import Server, free_port
 
 BACKENDS = ["sqlite", "postgresql"]
+
+# Property tests: a bounded run in `make test` ("suite"), a long one with
+# CARDVAULT_HYPOTHESIS_PROFILE=thorough (`make fuzz`). No per-example deadline: the
+# machine runs real servers beside them, and a slow example is not a wrong one.
+settings.register_profile(
+    "suite", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "thorough", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("CARDVAULT_HYPOTHESIS_PROFILE", "suite"))
 PG_ADMIN_URL = os.environ.get("CARDVAULT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET_IN_TEXT = re.compile(r"cvs_[A-Za-z0-9_-]{20,}")
 

@@ -93,7 +93,10 @@ class Used:
                 self.cvcs.add(text.encode())
             elif name in SECRET_KEYS and isinstance(value, str):
                 kind = SECRET_KEYS[name]
-                self.secret(_kind_of_secret(text) if text.startswith("cv") else kind, text)
+                if kind != CLIENT_SECRET or text.startswith("cv"):
+                    # A guessed client secret that is not one of ours ("x", a grant
+                    # type...) is no secret; one in our format may be a real one.
+                    self.secret(_kind_of_secret(text) if text.startswith("cv") else kind, text)
             if isinstance(value, str):
                 self.text(value)
 

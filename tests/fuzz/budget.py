@@ -23,7 +23,7 @@ class Budget:
 
     @classmethod
     def from_env(cls, part: str) -> Budget:
-        examples = int(os.environ.get("CARDVAULT_FUZZ_EXAMPLES", "6"))
+        examples = int(os.environ.get("CARDVAULT_FUZZ_EXAMPLES", "4"))
         minutes = os.environ.get("CARDVAULT_FUZZ_MINUTES")
         if not minutes:
             return cls(examples, None)
