@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,35 +25,47 @@ import jwt
 import psycopg
 import pytest
 
-from tests.conftest import BACKENDS, MakeServer
+from tests.conftest import BACKENDS, Databases, assert_no_secrets
 from tests.factories import Client, Factory
 from tests.functional.api.test_cards import NEXT_YEAR, random_pan
 from tests.functional.feeds.cluster import WorkerLine, second_node, worker_lines
 from tests.functional.oauth.helpers import access_token
-from tests.servers import Server
+from tests.servers import Server, free_port
 
 TOKENS = 120  # per test
 OPEN_AT_ONCE = 20  # transactions held open together by the out-of-order writer
 DEADLINE = 20.0  # seconds; a revocation takes milliseconds, but other tests share the server
 
 
-@pytest.fixture
-def nodes(make_server: MakeServer, tmp_path: Path, feed_backend: str) -> Iterator[list[Server]]:
+@pytest.fixture(scope="module")
+def nodes(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory, feed_backend: str
+) -> Iterator[list[Server]]:
     """PostgreSQL: two nodes of two workers on one database. SQLite: one node of two
-    workers (a SQLite database is one machine's)."""
+    workers (a SQLite database is one machine's). Shared by the module's tests, which
+    each make their own clients and tokens."""
+    root = tmp_path_factory.mktemp(f"feeds-{feed_backend}")
     # Nodes behind one load balancer share its public URL: tokens name it as issuer.
-    first = make_server(feed_backend, workers=2, url="http://cardvault.test")
-    if feed_backend == "sqlite":
-        yield [first]
-        return
-    second = second_node(first, tmp_path / "node-b")
+    first = Server(
+        data_dir=root / "node-a",
+        database_url=databases.url(feed_backend),
+        port=free_port(),
+        workers=2,
+        settings={"url": "http://cardvault.test"},
+    ).start()
+    started = [first]
     try:
-        yield [first, second]
+        if feed_backend == "postgresql":
+            started.append(second_node(first, root / "node-b"))
+        yield started
     finally:
-        second.stop()
+        for node in started:
+            node.stop()
+        for node in started:
+            assert_no_secrets(node)
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(scope="module", params=BACKENDS)
 def feed_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
