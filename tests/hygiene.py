@@ -93,10 +93,11 @@ class Used:
                 self.cvcs.add(text.encode())
             elif name in SECRET_KEYS and isinstance(value, str):
                 kind = SECRET_KEYS[name]
-                if kind != CLIENT_SECRET or text.startswith("cv"):
-                    # A guessed client secret that is not one of ours ("x", a grant
-                    # type...) is no secret; one in our format may be a real one.
-                    self.secret(_kind_of_secret(text) if text.startswith("cv") else kind, text)
+                ours = text.startswith(("cvs_", "cvwh_"))
+                if kind == PASSWORD or ours:
+                    # A guessed secret not in our format ("x", a grant type, a client
+                    # id...) is no secret; one in our format may be a real one.
+                    self.secret(_kind_of_secret(text) if ours else kind, text)
             if isinstance(value, str):
                 self.text(value)
 
