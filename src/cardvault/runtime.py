@@ -21,6 +21,7 @@ from cardvault.audit import AuditBuffer
 from cardvault.crypto import KeyRing, LocalFileKeyProvider, SecretHasher
 from cardvault.keys import ensure_installation_keys, load_keyring, load_pepper
 from cardvault.keys.vault_keys import VaultKeys
+from cardvault.networks.provider import TokenServiceProvider
 from cardvault.oauth.access_tokens import AccessTokenVerifier
 from cardvault.oauth.client_cache import ClientCache
 from cardvault.oauth.throttle import FailureThrottle
@@ -128,6 +129,12 @@ class Runtime:
         )
         revocations.on_keys_changed = runtime.reload_keys
         return runtime
+
+    def provider(self, brand: str) -> TokenServiceProvider:
+        """The network of ``brand`` (raises ``BrandNotSupported`` for one without)."""
+        from cardvault.networks.simulator import provider_for
+
+        return provider_for(brand)
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking database work: inline on SQLite (local, microseconds; a thread

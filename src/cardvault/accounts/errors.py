@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from cardvault.problems import Problem
 
 
-class AccountsError(Exception):
+class AccountsError(Problem):
     """Base class; ``code`` is machine-readable, ``status`` the HTTP status it maps to,
     ``source`` (or ``None``) names what was refused; the message is safe to show."""
 
     code = "accounts-error"
     status = 400
-    source: dict[str, Any] | None = None
 
 
 class NotFound(AccountsError):

@@ -10,9 +10,9 @@ from pydantic import BaseModel
 
 from cardvault.accounts import members
 from cardvault.admin.common import audit_failures, grantor, own_org, record, runtime_of
-from cardvault.api.auth import Principal, require_scope
 from cardvault.audit import write_audit
 from cardvault.store.types import utcnow
+from cardvault.web.auth import Principal, require_scope
 
 router = APIRouter(prefix="/organizations/{org_id}/members", tags=["members"])
 

@@ -17,11 +17,11 @@ from cardvault.accounts.services import (
     get_service_account,
 )
 from cardvault.admin.common import audit_failures, grantor, own_org, record, runtime_of
-from cardvault.api.auth import Principal, require_scope
 from cardvault.audit import write_audit
 from cardvault.store.models import ServiceAccount
 from cardvault.store.paging import CursorCodec
 from cardvault.store.types import utcnow
+from cardvault.web.auth import Principal, require_scope
 
 router = APIRouter(prefix="/organizations/{org_id}/service-accounts", tags=["service accounts"])
 

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from cardvault.accounts.services import create_vault
 from cardvault.admin.common import own_org, record, runtime_of
-from cardvault.api.auth import Principal, require_scope
 from cardvault.audit import write_audit
 from cardvault.store.models import Vault
+from cardvault.web.auth import Principal, require_scope
 
 router = APIRouter(prefix="/organizations/{org_id}/vaults", tags=["vaults"])
 

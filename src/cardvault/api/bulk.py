@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-import orjson
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.concurrency import iterate_in_threadpool
+from starlette.types import Receive
 
-from cardvault.api.auth import check_scope
 from cardvault.api.multipart import file_field
-from cardvault.api.vault import VaultCaller, vault_caller
 from cardvault.bulk import jobs
 from cardvault.bulk.csvfile import Columns
 from cardvault.bulk.results import result_lines
 from cardvault.bulk.upload import receive
-from cardvault.web.errors import ApiError
-
-router = APIRouter(prefix="/network-tokens/bulk", tags=["bulk enrolment"])
-
-Writer = Annotated[VaultCaller, Depends(vault_caller("network-tokens:write"))]
-Reader = Annotated[VaultCaller, Depends(vault_caller("network-tokens:read"))]
+from cardvault.callers import check_scope
+from cardvault.web.auth import VaultCaller
+from cardvault.web.errors import UnsupportedMediaType
+from cardvault.web.http import Call, Route
+from cardvault.web.reply import Reply
 
 
 class JobOut(BaseModel):
@@ -37,10 +33,6 @@ class JobOut(BaseModel):
     created_at: str
     started_at: str | None
     finished_at: str | None
-
-
-class CsvResponse(StreamingResponse):
-    media_type = "text/csv"
 
 
 _CSV = {"type": "string", "description": "A header line, then one line per card"}
@@ -61,76 +53,123 @@ UPLOAD_BODY = {
 }
 
 
-class UnsupportedMediaType(ApiError):
-    status = 415
-    code = "unsupported-media-type"
+async def _job(call: Call, job_id: str) -> Any:
+    caller: VaultCaller = call.caller
 
-
-async def _job(caller: VaultCaller, job_id: str) -> Any:
     def read() -> Any:
-        with caller.runtime.db.engine.connect() as conn:
+        with call.runtime.db.engine.connect() as conn:
             return jobs.read_job(conn, caller.vault_id, job_id)
 
-    return await caller.runtime.run_db(read)
+    return await call.runtime.run_db(read)
 
 
-def _json(body: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status, media_type="application/json")
+async def _stream(channel: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await channel()
+        if message["type"] == "http.disconnect":
+            return
+        yield bytes(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
-def _file_bytes(request: Request) -> AsyncIterator[bytes]:
-    content_type = request.headers.get("content-type", "")
+def _file_bytes(call: Call) -> AsyncIterator[bytes]:
+    assert call.receive is not None
+    content_type = call.content_type or ""
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind in ("text/csv", "application/csv", "text/plain"):
-        return request.stream()
+        return _stream(call.receive)
     if kind == "multipart/form-data":
-        return file_field(request.stream(), content_type)
+        return file_field(_stream(call.receive), content_type)
     raise UnsupportedMediaType("send the file as text/csv or multipart/form-data (field 'file')")
 
 
-@router.post("", status_code=202, response_model=JobOut, openapi_extra={"requestBody": UPLOAD_BODY})
-async def upload(request: Request, caller: Writer) -> Response:
+async def upload(call: Call) -> Reply:
     """Store the file's rows and queue the job (202); a bad header is a 422 and
     creates nothing. A ``pan`` column also needs the ``cards:write`` scope."""
+    caller: VaultCaller = call.caller
 
     def on_header(columns: Columns) -> None:
         if columns.has_pan:
             check_scope(caller.principal, "cards:write")
 
-    runtime = caller.runtime
+    runtime = call.runtime
     job_id = await receive(
-        _file_bytes(request),
+        _file_bytes(call),
         db=runtime.db,
         owner=jobs.Owner(caller.vault_id, caller.org_id, caller.principal.client_id),
         cipher=runtime.vault_keys.cipher(caller.vault_id),
         run_db=runtime.run_db,
         on_header=on_header,
     )
-    job = await _job(caller, job_id)
+    job = await _job(call, job_id)
     runtime.audit.add(caller.record("bulk_job.create", "bulk_job", job_id, total=job.total))
-    return _json(jobs.job_out(job), 202)
+    return Reply.json(jobs.job_out(job), 202)
 
 
-@router.get("/{job_id}", response_model=JobOut)
-async def status(job_id: str, caller: Reader) -> Response:
-    return _json(jobs.job_out(await _job(caller, job_id)))
+async def status(call: Call) -> Reply:
+    """The job's state and counts."""
+    return Reply.json(jobs.job_out(await _job(call, call.params["job_id"])))
 
 
-@router.get("/{job_id}/results", response_class=CsvResponse)
-async def results(job_id: str, caller: Reader) -> CsvResponse:
+async def results(call: Call) -> Reply:
     """One CSV line per input row, in input order (never a PAN)."""
-    db = caller.runtime.db
-    job = await _job(caller, job_id)
-    caller.runtime.audit.add(caller.record("bulk_job.results", "bulk_job", job_id))
-    return CsvResponse(
-        result_lines(db, job_id, job.state),
-        headers={"Content-Disposition": f'attachment; filename="{job_id}-results.csv"'},
-    )
+    caller: VaultCaller = call.caller
+    job_id = call.params["job_id"]
+    job = await _job(call, job_id)
+    call.runtime.audit.add(caller.record("bulk_job.results", "bulk_job", job_id))
+    lines = iterate_in_threadpool(result_lines(call.runtime.db, job_id, job.state))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for line in lines:
+            yield line.encode()
+
+    headers = [
+        (b"content-type", b"text/csv; charset=utf-8"),
+        (b"content-disposition", f'attachment; filename="{job_id}-results.csv"'.encode()),
+    ]
+    return Reply(200, headers=headers, stream=chunks())
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut)
-async def cancel(job_id: str, caller: Writer) -> Response:
+async def cancel(call: Call) -> Reply:
     """Stop the job; rows already processed keep their results."""
-    job = await caller.runtime.run_db(jobs.cancel_job, caller.runtime.db, caller.vault_id, job_id)
-    caller.runtime.audit.add(caller.record("bulk_job.cancel", "bulk_job", job_id))
-    return _json(jobs.job_out(job))
+    caller: VaultCaller = call.caller
+    job_id = call.params["job_id"]
+    runtime = call.runtime
+    job = await runtime.run_db(jobs.cancel_job, runtime.db, caller.vault_id, job_id)
+    runtime.audit.add(caller.record("bulk_job.cancel", "bulk_job", job_id))
+    return Reply.json(jobs.job_out(job))
+
+
+TAGS = ("bulk enrolment",)
+READ, WRITE = "network-tokens:read", "network-tokens:write"
+ROUTES = [  # before /network-tokens/{pan_alias}
+    Route(
+        "POST",
+        "/network-tokens/bulk",
+        upload,
+        scope=WRITE,
+        status=202,
+        response=JobOut,
+        streamed=True,
+        openapi={"requestBody": UPLOAD_BODY},
+        tags=TAGS,
+    ),
+    Route("GET", "/network-tokens/bulk/{job_id}", status, scope=READ, response=JobOut, tags=TAGS),
+    Route(
+        "GET",
+        "/network-tokens/bulk/{job_id}/results",
+        results,
+        scope=READ,
+        openapi={"responses": {"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}}},
+        tags=TAGS,
+    ),
+    Route(
+        "POST",
+        "/network-tokens/bulk/{job_id}/cancel",
+        cancel,
+        scope=WRITE,
+        response=JobOut,
+        tags=TAGS,
+    ),
+]

@@ -8,16 +8,14 @@ import struct
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
 
-from cardvault.api.vault import VaultCaller, vault_caller
 from cardvault.events import list_events
+from cardvault.problems import Problem
 from cardvault.store.feeds import START, Position
-from cardvault.web.errors import ApiError
-
-router = APIRouter(prefix="/events", tags=["events"])
-
-Reader = Annotated[VaultCaller, Depends(vault_caller("webhooks:read"))]
+from cardvault.web.auth import VaultCaller
+from cardvault.web.http import Call, Route
+from cardvault.web.reply import Reply
 
 # ``after`` is a cursor from ``next_after`` (``ec_`` and 22 base64url characters: two
 # unsigned 64-bit numbers) or, as documented before cursors, an event id.
@@ -27,12 +25,19 @@ _PACKED = struct.Struct(">QQ")
 _BIGINT = 2**63  # positions are database BIGINTs
 
 
-class InvalidEventCursor(ApiError):
+class InvalidEventCursor(Problem):
     status = 400
     code = "invalid-cursor"
 
     def __init__(self) -> None:
-        super().__init__("after: not an event id nor a next_after of this API")
+        super().__init__(
+            "after: not an event id nor a next_after of this API", source={"parameter": "after"}
+        )
+
+
+class Listing(BaseModel):
+    after: str | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
 
 
 def encode_cursor(position: Position) -> str:
@@ -53,22 +58,24 @@ def decode_after(value: str) -> Position | str:
     return position
 
 
-@router.get("")
-def get_events(
-    caller: Reader,
-    after: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> Response:
+def get_events(call: Call) -> Reply:
     """Events after ``after`` (from the first if absent), oldest first: the same
     documents the webhooks carry. ``next_after`` continues the listing; following it
     reads every event exactly once, including events whose transactions commit late.
     ``after`` may also be an event id: the events listed after that one."""
-    start = decode_after(after) if after is not None else None
-    with caller.runtime.db.sessions() as session:
-        page = list_events(session, caller.vault_id, after=start, limit=limit)
+    caller: VaultCaller = call.caller
+    query: Listing = call.query
+    start = decode_after(query.after) if query.after is not None else None
+    with call.runtime.db.sessions() as session:
+        page = list_events(session, caller.vault_id, after=start, limit=query.limit)
     payloads = page.payloads
-    caller.runtime.audit.add(caller.record("event.list", "event", None, count=len(payloads)))
+    call.runtime.audit.add(caller.record("event.list", "event", None, count=len(payloads)))
     data = b"[" + b",".join(p.encode() for p in payloads) + b"]"
     following = None if page.after == START else encode_cursor(page.after)
     body = b'{"data":' + data + b',"next_after":' + orjson.dumps(following) + b"}"
-    return Response(body, media_type="application/json")
+    return Reply.raw_json(body)
+
+
+ROUTES = [
+    Route("GET", "/events", get_events, scope="webhooks:read", query=Listing, tags=("events",))
+]

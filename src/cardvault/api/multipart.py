@@ -14,7 +14,7 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
-from cardvault.web.errors import Unprocessable
+from cardvault.problems import Unprocessable
 
 
 class _FilePart:

@@ -5,21 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from cardvault.api.vault import VaultCaller, vault_caller
 from cardvault.audit import AuditRecord, write_audit
 from cardvault.events.models import iso
 from cardvault.store.event_models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from cardvault.web.auth import VaultCaller
+from cardvault.web.http import Call, Route
 from cardvault.webhooks import deliveries, endpoints
 from cardvault.webhooks.addresses import MAX_URL
 from cardvault.webhooks.errors import DeliveryNotFound
-
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
-
-Writer = Annotated[VaultCaller, Depends(vault_caller("webhooks:write"))]
-Reader = Annotated[VaultCaller, Depends(vault_caller("webhooks:read"))]
 
 
 class EndpointIn(BaseModel):
@@ -27,6 +22,10 @@ class EndpointIn(BaseModel):
     events: Annotated[
         list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=16)
     ]
+
+
+class DeliveryListing(BaseModel):
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
 
 
 class RotateIn(BaseModel):
@@ -77,14 +76,11 @@ def _audit(caller: VaultCaller, action: str, target_id: str | None, **details: A
     return caller.record(action, "webhook_endpoint", target_id, **details)
 
 
-def _horizon(caller: VaultCaller) -> dt.timedelta:
-    return dt.timedelta(seconds=caller.runtime.settings.webhook_retry_horizon)
-
-
-@router.post("", status_code=201)
-async def create_endpoint(body: EndpointIn, caller: Writer) -> dict[str, Any]:
+async def create_endpoint(call: Call) -> dict[str, Any]:
     """Add an endpoint; the answer holds its signing ``secret``, shown only this once."""
-    runtime = caller.runtime
+    caller: VaultCaller = call.caller
+    body: EndpointIn = call.body
+    runtime = call.runtime
     endpoints.check_events(body.events)
     await runtime.webhook_policy.check(body.url)
     cipher = runtime.vault_keys.cipher(caller.vault_id)
@@ -105,34 +101,38 @@ async def create_endpoint(body: EndpointIn, caller: Writer) -> dict[str, Any]:
     return await runtime.run_db(create)
 
 
-@router.get("")
-def list_endpoints(caller: Reader) -> dict[str, Any]:
-    with caller.runtime.db.sessions() as session:
+def list_endpoints(call: Call) -> dict[str, Any]:
+    """The vault's webhook endpoints."""
+    caller: VaultCaller = call.caller
+    with call.runtime.db.sessions() as session:
         data = [endpoint_out(e) for e in endpoints.list_endpoints(session, caller.vault_id)]
     return {"data": data}
 
 
-@router.get("/{endpoint_id}")
-def get_endpoint(endpoint_id: str, caller: Reader) -> dict[str, Any]:
-    with caller.runtime.db.sessions() as session:
+def get_endpoint(call: Call) -> dict[str, Any]:
+    """One endpoint (its secret is never shown again)."""
+    caller: VaultCaller = call.caller
+    endpoint_id = call.params["endpoint_id"]
+    with call.runtime.db.sessions() as session:
         return endpoint_out(endpoints.get_endpoint(session, caller.vault_id, endpoint_id))
 
 
-@router.delete("/{endpoint_id}", status_code=204)
-def delete_endpoint(endpoint_id: str, caller: Writer) -> Response:
+def delete_endpoint(call: Call) -> None:
     """Delete the endpoint; its pending deliveries are dropped."""
-    with caller.runtime.db.transaction() as session:
+    caller: VaultCaller = call.caller
+    endpoint_id = call.params["endpoint_id"]
+    with call.runtime.db.transaction() as session:
         endpoints.delete_endpoint(session, caller.vault_id, endpoint_id)
         write_audit(session, _audit(caller, "webhook.delete", endpoint_id))
-    return Response(status_code=204)
 
 
-@router.post("/{endpoint_id}/rotate-secret")
-def rotate_secret(endpoint_id: str, caller: Writer, body: RotateIn | None = None) -> dict[str, Any]:
+def rotate_secret(call: Call) -> dict[str, Any]:
     """A new signing secret, shown once; the old one signs too for ``grace_seconds``."""
-    grace = dt.timedelta(seconds=(body or RotateIn()).grace_seconds)
-    cipher = caller.runtime.vault_keys.cipher(caller.vault_id)
-    with caller.runtime.db.transaction() as session:
+    caller: VaultCaller = call.caller
+    endpoint_id = call.params["endpoint_id"]
+    grace = dt.timedelta(seconds=(call.body or RotateIn()).grace_seconds)
+    cipher = call.runtime.vault_keys.cipher(caller.vault_id)
+    with call.runtime.db.transaction() as session:
         endpoint, secret = endpoints.rotate_secret(session, cipher, endpoint_id, grace=grace)
         write_audit(
             session,
@@ -146,24 +146,61 @@ def rotate_secret(endpoint_id: str, caller: Writer, body: RotateIn | None = None
         return endpoint_out(endpoint, secret)
 
 
-@router.get("/{endpoint_id}/deliveries")
-def list_deliveries(
-    endpoint_id: str, caller: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 50
-) -> dict[str, Any]:
+def list_deliveries(call: Call) -> dict[str, Any]:
     """The endpoint's latest deliveries, newest event first, with every attempt."""
-    with caller.runtime.db.sessions() as session:
-        endpoint = endpoints.get_endpoint(session, caller.vault_id, endpoint_id)
-        found = deliveries.list_deliveries(session, endpoint.id, limit=limit)
+    caller: VaultCaller = call.caller
+    with call.runtime.db.sessions() as session:
+        endpoint = endpoints.get_endpoint(session, caller.vault_id, call.params["endpoint_id"])
+        found = deliveries.list_deliveries(session, endpoint.id, limit=call.query.limit)
         return {"data": [delivery_out(*row) for row in found]}
 
 
-@router.post("/{endpoint_id}/deliveries/{delivery_id}/retry", status_code=202)
-def retry_delivery(endpoint_id: str, delivery_id: str, caller: Writer) -> dict[str, Any]:
+def retry_delivery(call: Call) -> dict[str, Any]:
     """Deliver the event again now, whatever became of the earlier attempts."""
-    with caller.runtime.db.transaction() as session:
-        endpoint = endpoints.get_endpoint(session, caller.vault_id, endpoint_id)
-        delivery = deliveries.retry(session, endpoint.id, delivery_id, _horizon(caller))
+    caller: VaultCaller = call.caller
+    delivery_id = call.params["delivery_id"]
+    horizon = dt.timedelta(seconds=call.runtime.settings.webhook_retry_horizon)
+    with call.runtime.db.transaction() as session:
+        endpoint = endpoints.get_endpoint(session, caller.vault_id, call.params["endpoint_id"])
+        delivery = deliveries.retry(session, endpoint.id, delivery_id, horizon)
         if delivery is None:
             raise DeliveryNotFound(f"delivery {delivery_id} not found")
         write_audit(session, _audit(caller, "webhook.retry", endpoint.id, delivery=delivery_id))
         return {"id": delivery.id, "state": delivery.state}
+
+
+TAGS = ("webhooks",)
+READ, WRITE = "webhooks:read", "webhooks:write"
+ROUTES = [
+    Route(
+        "POST", "/webhooks", create_endpoint, scope=WRITE, body=EndpointIn, status=201, tags=TAGS
+    ),
+    Route("GET", "/webhooks", list_endpoints, scope=READ, tags=TAGS),
+    Route("GET", "/webhooks/{endpoint_id}", get_endpoint, scope=READ, tags=TAGS),
+    Route("DELETE", "/webhooks/{endpoint_id}", delete_endpoint, scope=WRITE, status=204, tags=TAGS),
+    Route(
+        "POST",
+        "/webhooks/{endpoint_id}/rotate-secret",
+        rotate_secret,
+        scope=WRITE,
+        body=RotateIn,
+        body_required=False,
+        tags=TAGS,
+    ),
+    Route(
+        "GET",
+        "/webhooks/{endpoint_id}/deliveries",
+        list_deliveries,
+        scope=READ,
+        query=DeliveryListing,
+        tags=TAGS,
+    ),
+    Route(
+        "POST",
+        "/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry",
+        retry_delivery,
+        scope=WRITE,
+        status=202,
+        tags=TAGS,
+    ),
+]

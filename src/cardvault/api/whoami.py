@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from cardvault.api.auth import Principal, bearer
-
-router = APIRouter(tags=["tokens"])
+from cardvault.web.auth import Principal
+from cardvault.web.http import Call, Route
 
 
 class WhoAmI(BaseModel):
@@ -20,8 +16,9 @@ class WhoAmI(BaseModel):
     scopes: list[str]
 
 
-@router.get("/whoami", response_model=WhoAmI)
-async def whoami(principal: Annotated[Principal, Depends(bearer)]) -> WhoAmI:
+async def whoami(call: Call) -> WhoAmI:
+    """The caller of this token: its client, organization, vault and scopes."""
+    principal: Principal = call.principal
     return WhoAmI(
         client_id=principal.client_id,
         service_account_id=principal.service_account_id,
@@ -29,3 +26,6 @@ async def whoami(principal: Annotated[Principal, Depends(bearer)]) -> WhoAmI:
         vault_id=principal.vault_id,
         scopes=list(principal.scopes),
     )
+
+
+ROUTES = [Route("GET", "/whoami", whoami, vault=False, response=WhoAmI, tags=("tokens",))]

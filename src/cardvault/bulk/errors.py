@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+from cardvault.problems import FieldProblem
 
-class BulkError(Exception):
-    code = "bad-request"
-    status = 400
 
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.field = field
+class BulkError(FieldProblem):
+    """Base of the bulk domain's errors (``field``: the column at fault)."""
 
 
 class MissingColumn(BulkError):

@@ -17,29 +17,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from cardvault.cards import services as cards
 from cardvault.cards.errors import CardError, CardNotFound
 from cardvault.crypto.envelope import Fingerprinter, VaultCipher
 from cardvault.crypto.pan import Pan
-from cardvault.network_tokens.bulk import Provisioning, TokenPlan, live_tokens, plan_tokens
+from cardvault.network_tokens.provisioning import Provisioning, TokenPlan, live_tokens, plan_tokens
 from cardvault.network_tokens.services import ProviderFor
-from cardvault.store.direct import Direct
-from cardvault.store.models import Base
 
 FAILED_ROW = "FAILED"
 NO_CARD = "no card with this pan_alias in the vault"
-
-_CARDS = Base.metadata.tables["cards"]
-_IN_VAULT = _CARDS.c.vault_id == bindparam("b_vault")
-_CARDS_BY_ALIAS = Direct(
-    select(_CARDS).where(_IN_VAULT, _CARDS.c.pan_alias.in_(bindparam("b_aliases", expanding=True)))
-)
-_CARDS_BY_PRINT = Direct(
-    select(_CARDS).where(_IN_VAULT, _CARDS.c.fingerprint.in_(bindparam("b_prints", expanding=True)))
-)
 
 
 @dataclass(frozen=True)
@@ -85,11 +74,11 @@ def read_snapshot(
     by_print: dict[bytes, Any] = {}
     aliases = sorted({r.pan_alias for r in rows if r.pan_alias})
     if aliases:
-        found = _CARDS_BY_ALIAS.all(conn, {"b_vault": vault_id, "b_aliases": aliases})
+        found = cards.find_by_aliases(conn, vault_id, aliases)
         by_alias = {card.pan_alias: card for card in found}
     if prints:
         wanted = sorted(set(prints.values()))
-        found = _CARDS_BY_PRINT.all(conn, {"b_vault": vault_id, "b_prints": wanted})
+        found = cards.find_by_pans(conn, vault_id, wanted)
         by_print = {card.fingerprint: card for card in found}
     ids = sorted({c.id for c in by_alias.values()} | {c.id for c in by_print.values()})
     live = live_tokens(conn, ids)
@@ -149,7 +138,7 @@ class _Cards:
                 fingerprint=fingerprint,
             )
             self.new[fingerprint] = card
-        elif (expiry.year, expiry.month) > (card.exp_year, card.exp_month):
+        elif cards.extends(card, expiry):
             card.exp_month, card.exp_year = expiry.month, expiry.year  # as the write will
             if found is not None:
                 self.extensions.append((fingerprint, expiry))

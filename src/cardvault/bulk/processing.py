@@ -28,7 +28,7 @@ from cardvault.bulk.jobs import COMPLETED, PAN_FIELD, pan_record
 from cardvault.bulk.plan import JobKeys, Outcome, Plan, make_plan, read_snapshot
 from cardvault.cards import services as cards
 from cardvault.crypto.pan import Pan
-from cardvault.network_tokens.bulk import Provisioned, store_tokens
+from cardvault.network_tokens.provisioning import Provisioned, store_tokens
 from cardvault.network_tokens.services import ProviderFor
 from cardvault.networks.provider import ProviderError
 from cardvault.store.direct import Direct

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+from cardvault.problems import FieldProblem
 
-class CardError(Exception):
-    code = "bad-request"
-    status = 400
 
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.field = field
+class CardError(FieldProblem):
+    """Base of the cards domain's errors (``field``: the body field at fault)."""
 
 
 class CardNotFound(CardError):

@@ -102,6 +102,30 @@ def find_by_pan(db: Database, vault_id: str, fingerprint: bytes) -> CardRecord |
     return None if row is None else CardRecord(*row)
 
 
+_CARDS_BY_ALIASES = Direct(
+    _CARD_COLUMNS_SELECT.where(
+        Card.vault_id == bindparam("vault_id"),
+        Card.pan_alias.in_(bindparam("aliases", expanding=True)),
+    )
+)
+_CARDS_BY_FINGERPRINTS = Direct(
+    _CARD_COLUMNS_SELECT.where(
+        Card.vault_id == bindparam("vault_id"),
+        Card.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+    )
+)
+
+
+def find_by_pans(source: Source, vault_id: str, fingerprints: Sequence[bytes]) -> list[Any]:
+    """The vault's cards with these PAN fingerprints (rows), in one query."""
+    return _CARDS_BY_FINGERPRINTS.all(source, {"vault_id": vault_id, "fingerprints": fingerprints})
+
+
+def find_by_aliases(source: Source, vault_id: str, aliases: Sequence[str]) -> list[Any]:
+    """The vault's cards with these pan_aliases (rows), in one query."""
+    return _CARDS_BY_ALIASES.all(source, {"vault_id": vault_id, "aliases": aliases})
+
+
 def read_card(db: Database, vault_id: str, key: str) -> Any:
     """A row of the vault's card by id or pan_alias (for reading only)."""
     row = CARD_BY_KEY.first(db, {"vault_id": vault_id, "key": key})
@@ -168,9 +192,15 @@ def insert_cards(conn: Connection, cards: Sequence[CardRecord]) -> None:
         INSERT_CARD.execute(conn, rows)
 
 
+def extends(card: AnyCard, expiry: Expiry) -> bool:
+    """Whether enrolling the card again with ``expiry`` moves its expiry forward (the
+    rule of every enrolment: a known PAN keeps its card, whose expiry only grows)."""
+    return (expiry.year, expiry.month) > (card.exp_year, card.exp_month)
+
+
 def extend_expiry(conn: Connection, card: AnyCard, expiry: Expiry) -> bool:
     """Move the card's expiry forward if ``expiry`` is later; True if it changed."""
-    if (expiry.year, expiry.month) <= (card.exp_year, card.exp_month):
+    if not extends(card, expiry):
         return False
     now = utcnow()
     conn.execute(

@@ -17,8 +17,8 @@ from cardvault.dashboard.web import HERE, Refusal, SignInRequired, redirect, ren
 from cardvault.oauth.throttle import FailureThrottle
 from cardvault.settings import Settings
 from cardvault.store.unavailable import RETRY_AFTER, is_unavailable
-from cardvault.web.errors import accounts_error_handler, http_error_handler
-from cardvault.web.unavailable import DATABASE_ERRORS, log_unavailable, unavailable_handler
+from cardvault.web.errors import database_handler, http_error_handler, problem_handler
+from cardvault.web.unavailable import DATABASE_ERRORS, log_unavailable
 
 PREFIX = "/dashboard"
 
@@ -59,7 +59,7 @@ def _is_page(request: Request) -> bool:
 
 async def _accounts_error(request: Request, exc: Exception) -> Response:
     if not _is_page(request):
-        return await accounts_error_handler(request, exc)
+        return await problem_handler(request, exc)
     assert isinstance(exc, AccountsError)
     status = 404 if isinstance(exc, NotFound) else 400
     return render(request, "error.html", status=status, title="Not possible", message=str(exc))
@@ -77,7 +77,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unavailable(request: Request, exc: Exception) -> Response:
     """The database is out of reach: a 503 page (a bug is re-raised: a 500)."""
     if not _is_page(request):
-        return await unavailable_handler(request, exc)
+        return await database_handler(request, exc)
     if not is_unavailable(exc):
         raise exc
     log_unavailable(request.method, request.url.path, exc)

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
+from cardvault.problems import Unprocessable
 
-class UnknownEvent(Exception):
+
+class UnknownEvent(Unprocessable):
     """``after`` names no event of this vault."""
-
-    code = "invalid-format"
-    status = 422
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail

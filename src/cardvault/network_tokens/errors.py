@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
+from cardvault.problems import NotFound
 
-class TokenNotFound(Exception):
-    code = "not-found"
-    status = 404
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class TokenNotFound(NotFound):
+    pass

@@ -2,7 +2,7 @@
 
 The provider (a card network, or its simulator) is called inside the caller's
 transaction, so the platform's record and the network's state commit together.
-Provisioning is in :mod:`cardvault.network_tokens.bulk` (one card or many).
+Provisioning is in :mod:`cardvault.network_tokens.provisioning` (one card or many).
 """
 
 from __future__ import annotations

@@ -15,12 +15,13 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.pan import Pan
+from cardvault.problems import Problem
 
 # Token states, as the platform reports them (DESIGN §4).
 PENDING, ACTIVE, SUSPENDED, DELETED, FAILED = "PENDING", "ACTIVE", "SUSPENDED", "DELETED", "FAILED"
 
 
-class ProviderError(Exception):
+class ProviderError(Problem):
     """The network refused or could not answer; ``code`` and ``status`` go on the wire."""
 
     code = "rejected"
@@ -28,8 +29,8 @@ class ProviderError(Exception):
     retry_after: int | None = None
 
     def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after else None
+        super().__init__(detail, headers=headers)
 
 
 class Declined(ProviderError):

@@ -15,9 +15,16 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, or_
 from sqlalchemy.orm import Session
 
+from cardvault.problems import Problem
 
-class InvalidCursor(ValueError):
+
+class InvalidCursor(Problem, ValueError):
     """The cursor was not produced by this service for this listing."""
+
+    code = "invalid-cursor"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cursor: {reason}", source={"parameter": "cursor"})
 
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -1,54 +1,50 @@
-"""``create_app``: the one ASGI application that ``cardvault serve`` runs."""
+"""``create_app``: the one ASGI application that ``cardvault serve`` runs.
+
+The HTTP layer (``web/http.py``) answers every request: the OAuth endpoints and the
+vault API from its route table; the management API, the dashboard and the health
+checks from the FastAPI application behind it, which gets the same input gate,
+request id and error rendering.
+"""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from cardvault import __version__
-from cardvault.accounts.errors import AccountsError
 from cardvault.admin import members, service_accounts, vaults
 from cardvault.api import bulk, cards, events, network_tokens, webhooks, whoami
-from cardvault.api.fast_path import FastPath
-from cardvault.bulk.errors import BulkError
-from cardvault.cards.errors import CardError
 from cardvault.dashboard import install as install_dashboard
-from cardvault.events.errors import UnknownEvent
-from cardvault.network_tokens.errors import TokenNotFound
-from cardvault.networks.provider import ProviderError
-from cardvault.oauth.routes import OAuthRoutes, OAuthService
+from cardvault.oauth import routes as oauth
 from cardvault.runtime import Runtime
 from cardvault.settings import Settings, get_settings
-from cardvault.store.paging import InvalidCursor
 from cardvault.store.unavailable import RETRY_AFTER
-from cardvault.web import openapi
-from cardvault.web.errors import (
-    ApiError,
-    accounts_error_handler,
-    api_error_handler,
-    bulk_error_handler,
-    card_error_handler,
-    http_error_handler,
-    invalid_cursor_handler,
-    provider_error_handler,
-    token_not_found_handler,
-    validation_error_handler,
-    webhook_error_handler,
-)
-from cardvault.web.inputs import InputLayer
+from cardvault.web import errors, openapi
+from cardvault.web.auth import authenticate
+from cardvault.web.http import HttpLayer, Route
 from cardvault.web.logging import configure_logging
-from cardvault.web.unavailable import DATABASE_ERRORS, unavailable_handler
-from cardvault.webhooks.errors import WebhookError
 
 
-def create_app(settings: Settings | None = None) -> InputLayer:
+def route_table(settings: Settings, service: Any) -> list[Route]:
+    """Every route of the HTTP layer, in matching order."""
+    return [
+        *oauth.routes(settings, service),
+        *whoami.ROUTES,
+        *cards.ROUTES,
+        *bulk.ROUTES,  # before /network-tokens/{pan_alias}
+        *network_tokens.ROUTES,
+        *webhooks.ROUTES,
+        *events.ROUTES,
+    ]
+
+
+def create_app(settings: Settings | None = None) -> HttpLayer:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
 
@@ -57,8 +53,7 @@ def create_app(settings: Settings | None = None) -> InputLayer:
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
         runtime = Runtime.open(settings)
         app.state.runtime = runtime
-        app.state.oauth = OAuthService(runtime)
-        front.configure(settings.oauth_max_body)
+        app.state.oauth = oauth.OAuthService(runtime)
         await runtime.start()
         # Long-lived objects leave the collector's view; fewer, cheaper collections
         # keep the token endpoint's tail latency low.
@@ -77,37 +72,30 @@ def create_app(settings: Settings | None = None) -> InputLayer:
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    app.include_router(whoami.router)
-    app.include_router(cards.router)
-    app.include_router(bulk.router)  # before /network-tokens/{pan_alias}
-    app.include_router(network_tokens.router)
-    app.include_router(webhooks.router)
-    app.include_router(events.router)
     app.include_router(vaults.router)
     app.include_router(service_accounts.router)
     app.include_router(members.router)
     app.add_api_route("/healthz", alive, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", ready, methods=["GET"], include_in_schema=False)
-    app.add_exception_handler(ApiError, api_error_handler)
-    app.add_exception_handler(AccountsError, accounts_error_handler)
-    app.add_exception_handler(CardError, card_error_handler)
-    app.add_exception_handler(BulkError, bulk_error_handler)
-    app.add_exception_handler(ProviderError, provider_error_handler)
-    app.add_exception_handler(TokenNotFound, token_not_found_handler)
-    app.add_exception_handler(WebhookError, webhook_error_handler)
-    app.add_exception_handler(UnknownEvent, webhook_error_handler)
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    app.add_exception_handler(InvalidCursor, invalid_cursor_handler)
-    openapi.install(app, settings.realm)
-    for database_error in DATABASE_ERRORS:  # 503 when the database is out of reach
-        app.add_exception_handler(database_error, unavailable_handler)
+    errors.install(app)
+    routes = route_table(settings, lambda: app.state.oauth)
+    openapi.install(app, routes, settings.realm)
     install_dashboard(app, settings)  # after the API's handlers: it refines them for pages
-    # The OAuth routes and the hottest vault calls sit in front and skip FastAPI.
-    hot = FastPath(app, lambda: app.state.runtime)
-    front = OAuthRoutes(hot, settings.realm, lambda: app.state.oauth)
-    # Outermost: no route, fast or not, sees an input this layer refuses.
-    return InputLayer(front)
+    return HttpLayer(
+        routes,
+        fallback=app,
+        runtime=lambda: app.state.runtime,
+        authenticate=authenticate,
+        oauth_paths=oauth.is_oauth_path,
+    )
+
+
+def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
+    """The OpenAPI document ``/openapi.json`` serves, made without a database."""
+    layer = create_app(settings)
+    fallback = layer.app
+    assert isinstance(fallback, FastAPI)
+    return fallback.openapi()
 
 
 def alive() -> JSONResponse:

@@ -1,40 +1,60 @@
-"""Errors of the resource and admin APIs, rendered as ``{"errors": [{status, code, detail}]}``."""
+"""Every error, rendered once: the API's ``{"errors": [{status, code, detail, source?}]}``
+or, on the OAuth endpoints, RFC 6749 §5.2's ``{"error", "error_description"}``.
+
+:func:`render_error` is the one place an exception becomes an answer, for every route
+of the HTTP layer; :func:`install` gives the management API and dashboard (FastAPI)
+the same rendering for what they raise. Refused bearer tokens and missing scopes are
+audited here (DESIGN §3), wherever they were raised.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Scope
 
-from cardvault.accounts.errors import AccountsError
 from cardvault.audit import AuditRecord
-from cardvault.bulk.errors import BulkError
-from cardvault.cards.errors import CardError
 from cardvault.crypto import mask_pans
-from cardvault.events.errors import UnknownEvent
-from cardvault.network_tokens.errors import TokenNotFound
-from cardvault.networks.provider import ProviderError
-from cardvault.store.paging import InvalidCursor
-from cardvault.webhooks.errors import WebhookError
+from cardvault.oauth.errors import OAuthError
+from cardvault.problems import InsufficientScope, NotFound, Problem, Unprocessable
+from cardvault.store.unavailable import is_unavailable
+from cardvault.web.inputs import InvalidInput, MissingBody, Refused
+from cardvault.web.reply import Reply
+from cardvault.web.unavailable import (
+    API_BODY,
+    DATABASE_ERRORS,
+    HEADERS,
+    OAUTH_BODY,
+    log_unavailable,
+)
+
+if TYPE_CHECKING:
+    from cardvault.runtime import Runtime
+
+__all__ = [
+    "ApiError",
+    "InsufficientScope",
+    "InvalidToken",
+    "MethodNotAllowed",
+    "ResourceNotFound",
+    "Unprocessable",
+    "UnsupportedMediaType",
+    "install",
+    "render_error",
+]
+
+log = logging.getLogger("cardvault.web")
+
+ApiError = Problem  # the base of every error of the API
 
 
-class ApiError(Exception):
-    """Base class: one subclass per wire error."""
-
-    status = 400
-    code = "bad-request"
-
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.headers = headers or {}
-
-
-class InvalidToken(ApiError):
+class InvalidToken(Problem):
     """RFC 6750 §3.1 ``invalid_token``: missing, malformed, expired or revoked."""
 
     status = 401
@@ -49,67 +69,116 @@ class InvalidToken(ApiError):
         )
 
 
-class InsufficientScope(ApiError):
-    """RFC 6750 §3.1 ``insufficient_scope``."""
-
-    status = 403
-    code = "insufficient-scope"
-
-    def __init__(self, scope: str, *, actor: tuple[str, str] | None = None) -> None:
-        super().__init__(
-            f"This request requires the scope {scope}",
-            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
-        )
-        self.scope = scope
-        self.actor = actor  # (actor type, actor id) of the caller, for the audit record
+ResourceNotFound = NotFound
 
 
-class ResourceNotFound(ApiError):
-    status = 404
-    code = "not-found"
+class MethodNotAllowed(Problem):
+    status = 405
+    code = "method-not-allowed"
+
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__("Method Not Allowed", headers={"Allow": ", ".join(allowed)})
 
 
-class Unprocessable(ApiError):
-    status = 422
-    code = "invalid-format"
+class UnsupportedMediaType(Problem):
+    status = 415
+    code = "unsupported-media-type"
 
 
-def error_response(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
-) -> Response:
-    error: dict[str, Any] = {"status": status, "code": code, "detail": detail, **extra}
-    return Response(
-        orjson.dumps({"errors": [error]}), status, headers, media_type="application/json"
-    )
+JSON = (b"content-type", b"application/json")
+NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+_DATABASE = "unavailable"  # the database is out of reach (web/unavailable.py)
 
 
-async def api_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    if isinstance(exc, InvalidToken):
-        audit_refused_token(request, exc)
-    elif isinstance(exc, InsufficientScope):
-        audit_refused_scope(request, exc)
-    return error_response(exc.status, exc.code, exc.detail, exc.headers)
+def envelope(
+    status: int, code: str, detail: str, source: dict[str, str] | None = None
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"status": status, "code": code, "detail": detail}
+    if source:
+        error["source"] = source
+    return {"errors": [error]}
 
 
-def audit_refused_token(request: Request, exc: InvalidToken) -> None:
-    """Every refused bearer token is audited (DESIGN §3), through the buffer that folds a
-    flood from one source into one record a minute (``AuditBuffer.add_repeated``)."""
-    _audit_refusal(request, "token.verify", exc.detail, ("anonymous", None))
+def render_error(
+    error: BaseException,
+    style: Literal["api", "oauth"],
+    method: str,
+    path: str,
+    runtime: Runtime | None,
+    scope: Scope,
+) -> Reply:
+    """The answer to ``error`` on the route of ``method path``: its status and body in
+    the route's style, its headers; unexpected errors are logged and answer 500."""
+    if isinstance(error, InvalidToken | InsufficientScope) and runtime is not None:
+        _audit_refusal(runtime, error, method, path, scope)
+    status, code, detail, source, headers = _parts(error, method, path)
+    header_list = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    database = code == _DATABASE
+    if style == "oauth":
+        if isinstance(error, OAuthError):
+            body = error.body()
+        elif database:
+            return Reply(503, OAUTH_BODY, [JSON, *header_list])
+        elif status == 405:
+            body = {"error": "method_not_allowed"}
+        elif status >= 500:
+            body = {"error": "server_error", "error_description": "Internal error"}
+        else:  # an input the gate refused: RFC 6749 §5.2 knows it as invalid_request
+            if status == 413:
+                detail = "Request body too large"
+            status, body = 400, {"error": "invalid_request", "error_description": detail}
+        return Reply(status, orjson.dumps(body), [JSON, *NO_STORE, *header_list])
+    if database:
+        return Reply(503, API_BODY, [JSON, *header_list])
+    if isinstance(error, Refused):
+        header_list.append((b"cache-control", b"no-store"))
+    return Reply(status, orjson.dumps(envelope(status, code, detail, source)), [JSON, *header_list])
 
 
-def audit_refused_scope(request: Request, exc: InsufficientScope) -> None:
-    """A valid token used beyond its scopes is audited too, with the caller as actor."""
-    _audit_refusal(request, "scope.check", f"insufficient-scope: {exc.scope}", exc.actor)
+def _parts(
+    error: BaseException, method: str, path: str
+) -> tuple[int, str, str, dict[str, str] | None, dict[str, str]]:
+    """Status, code, detail, source and headers of ``error``."""
+    if isinstance(error, Problem):
+        return error.status, error.code, error.detail, error.source, error.headers
+    if isinstance(error, Refused):
+        return error.status, error.code, error.detail, error.source or None, {}
+    if isinstance(error, OAuthError):
+        return error.status, error.error, error.description, None, error.headers()
+    if isinstance(error, InvalidInput):
+        return (422, *_invalid(error.error.errors()), {})
+    if isinstance(error, MissingBody):
+        return 422, "required-fields-missing", "body: field required", {"field": "body"}, {}
+    if is_unavailable(error):
+        log_unavailable(method, path, error)
+        return 503, _DATABASE, "", None, HEADERS
+    log.exception("unhandled error on %s %s", method, mask_pans(path))
+    return 500, "internal-error", "Internal error", None, {}
+
+
+def _invalid(errors: list[Any]) -> tuple[str, str, dict[str, str]]:
+    """Code, detail and source of a validation failure (its first error)."""
+    first = errors[0] if errors else {}
+    field = ".".join(str(p) for p in first.get("loc", ())) or "body"
+    missing = first.get("type") == "missing"
+    code = "required-fields-missing" if missing else "invalid-format"
+    detail = f"{field}: {'field required' if missing else first.get('msg', 'invalid value')}"
+    return code, detail, {"field": field}
 
 
 def _audit_refusal(
-    request: Request, action: str, reason: str, actor: tuple[str, str | None] | None
+    runtime: Runtime, error: InvalidToken | InsufficientScope, method: str, path: str, scope: Scope
 ) -> None:
-    runtime = getattr(request.app.state, "runtime", None)
-    if runtime is None:
-        return
+    """Every refused bearer token is audited (DESIGN §3), and every valid token used
+    beyond its scopes, through the buffer that folds a flood from one source into one
+    record a minute (``AuditBuffer.add_repeated``)."""
+    if isinstance(error, InvalidToken):
+        action, reason, actor = "token.verify", error.detail, None
+    else:
+        action, reason = "scope.check", f"insufficient-scope: {error.scope}"
+        actor = error.actor
     actor_type, actor_id = actor or ("anonymous", None)
+    client = scope.get("client")
     runtime.audit.add_repeated(
         AuditRecord(
             actor_type=actor_type,
@@ -117,67 +186,61 @@ def _audit_refusal(
             action=action,
             outcome="failure",
             reason=reason[:128],
-            source_ip=request.client.host if request.client else None,
-            details={"request": f"{request.method} {mask_pans(request.url.path)[:200]}"},
+            source_ip=client[0] if client else None,
+            details={"request": f"{method} {mask_pans(path)[:200]}"},
         )
     )
 
 
-async def accounts_error_handler(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AccountsError)
-    extra = {"source": exc.source} if exc.source else {}
-    return error_response(exc.status, exc.code, str(exc), **extra)
+# ---------------------------------------------------------------------- FastAPI
 
 
-async def card_error_handler(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CardError)
-    extra = {"source": {"field": exc.field}} if exc.field else {}
-    return error_response(exc.status, exc.code, exc.detail, **extra)
+def install(app: FastAPI) -> None:
+    """Give the management API (FastAPI) the same rendering: its own refusals
+    (validation, unknown paths) and whatever its routes raise."""
+    app.add_exception_handler(Problem, problem_handler)
+    app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    for database_error in DATABASE_ERRORS:  # 503 when the database is out of reach
+        app.add_exception_handler(database_error, database_handler)
+    app.add_exception_handler(Exception, internal_handler)  # a bug: 500, logged once
 
 
-async def bulk_error_handler(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BulkError)
-    extra = {"source": {"field": exc.field}} if exc.field else {}
-    return error_response(exc.status, exc.code, exc.detail, **extra)
+async def internal_handler(request: Request, exc: Exception) -> Response:
+    return _response(request, exc, "api")
 
 
-async def provider_error_handler(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ProviderError)
-    return provider_error_response(exc)
+async def problem_handler(request: Request, exc: Exception) -> Response:
+    return _response(request, exc, "api")
 
 
-def provider_error_response(exc: ProviderError) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    return error_response(exc.status, exc.code, exc.detail, headers)
-
-
-async def token_not_found_handler(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, TokenNotFound)
-    return error_response(exc.status, exc.code, exc.detail)
-
-
-async def validation_error_handler(_request: Request, exc: Exception) -> Response:
+async def validation_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {}
-    field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
-    missing = first.get("type") == "missing"
-    code = "required-fields-missing" if missing else "invalid-format"
-    detail = f"{field}: {'field required' if missing else first.get('msg', 'invalid value')}"
-    return error_response(422, code, detail, source={"field": field})
+    errors = [{**e, "loc": tuple(e.get("loc", ()))[1:]} for e in exc.errors()]
+    code, detail, source = _invalid(errors)
+    return _json(422, envelope(422, code, detail, source))
 
 
 async def http_error_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
-    return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+    body = envelope(exc.status_code, code, str(exc.detail))
+    return _json(exc.status_code, body, dict(exc.headers or {}))
 
 
-async def webhook_error_handler(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, WebhookError | UnknownEvent)
-    return error_response(exc.status, exc.code, exc.detail)
+async def database_handler(request: Request, exc: Exception) -> Response:
+    """A database error: 503 when the database is out of reach; a bug is re-raised
+    (a 500, with its traceback)."""
+    if not is_unavailable(exc):
+        raise exc
+    return _response(request, exc, "api")
 
 
-async def invalid_cursor_handler(_request: Request, exc: Exception) -> Response:
-    """Any cursor this service did not make for this listing: 400 ``invalid-cursor``."""
-    assert isinstance(exc, InvalidCursor)
-    return error_response(400, "invalid-cursor", f"cursor: {exc}", source={"parameter": "cursor"})
+def _response(request: Request, exc: Exception, style: Literal["api", "oauth"]) -> Response:
+    runtime = getattr(request.app.state, "runtime", None)
+    reply = render_error(exc, style, request.method, request.url.path, runtime, request.scope)
+    return Response(reply.body, reply.status, {k.decode(): v.decode() for k, v in reply.headers})
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")

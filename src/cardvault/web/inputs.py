@@ -1,5 +1,5 @@
 """The input gate: every request's path, query, selected headers and body are checked
-here, before any route (FastAPI, the fast path or the OAuth routes) sees them.
+here (step 2 of the HTTP layer, ``web/http.py``), before any route sees them.
 
 DESIGN §3: every input is bounded at the edge (lengths, numbers, character sets) and
 anything that looks like a card number is treated as one. So this layer refuses:
@@ -13,9 +13,10 @@ anything that looks like a card number is treated as one. So this layer refuses:
 - a card number anywhere but the ``pan`` field of an enrolment: 422 ``invalid-format``
   with the number shown as BIN and last four only.
 
-A JSON body is parsed once, here, under these rules; its value travels in the ASGI
-scope (:data:`PARSED_JSON`) for the fast path, and FastAPI reads the very bytes that
-passed. The OAuth routes get their refusals in RFC 6749 §5.2 form.
+A JSON body is parsed once, here, under these rules; the route's model validates that
+value, and the management API (FastAPI) reads the very bytes that passed. Card numbers
+are expected only where a route says (its ``pan_fields``). The OAuth routes get their
+refusals in RFC 6749 §5.2 form (``web/errors.py`` renders both).
 """
 
 from __future__ import annotations
@@ -23,17 +24,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 from cardvault.crypto.pan import find_pan, mask_pans
-
-PARSED_JSON = "cardvault.json"  # scope key: the JSON body's value, parsed under these rules
 
 MAX_PATH = 2048  # characters, once percent-decoded
 MAX_SEGMENT = 256
@@ -45,13 +42,7 @@ MAX_INT = 2**53 - 1  # what every JSON implementation reads exactly
 MAX_NUMBER_TEXT = 32
 MAX_IDEMPOTENCY_KEY = 255
 
-# Card numbers are expected in these JSON fields only (RFC 6901 pointers).
-PAN_FIELDS: dict[tuple[str, str], frozenset[str]] = {
-    ("POST", "/cards"): frozenset({"/pan"}),
-    ("POST", "/network-tokens"): frozenset({"/pan"}),
-}
 _NO_PAN: frozenset[str] = frozenset()
-_OAUTH_PREFIXES = ("/auth/realms/", "/realms/", "/.well-known/")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _FORM = "application/x-www-form-urlencoded"
 # C0 controls but tab, line feed and carriage return, DEL and the C1 controls.
@@ -171,20 +162,27 @@ def check_query(query: bytes) -> None:
 
 @dataclass
 class RequestHeaders:
-    content_type: str = ""
+    content_type: str = ""  # the media type alone, lower case
+    raw_content_type: str | None = None  # as sent
     length: int = -1
+    authorization: str | None = None
+    idempotency_key: str | None = None
 
 
 def check_headers(scope: Scope) -> RequestHeaders:
     found = RequestHeaders()
     for name, value in scope["headers"]:
         if name == b"content-type":
-            if not found.content_type:
-                found.content_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+            if found.raw_content_type is None:
+                found.raw_content_type = value.decode("latin-1")
+                found.content_type = found.raw_content_type.split(";", 1)[0].strip().lower()
         elif name == b"content-length":
             found.length = int(value) if value.isdigit() and len(value) < 16 else -1
+        elif name == b"authorization":
+            found.authorization = value.decode("latin-1")
         elif name == b"idempotency-key":
             _check_idempotency_key(value)
+            found.idempotency_key = value.decode("ascii")
     return found
 
 
@@ -350,111 +348,85 @@ def check_form(body: bytes) -> None:
         check_text(value, where, {"pointer": f"/{where}"}, lines=True)
 
 
-# ---------------------------------------------------------------------- the ASGI layer
+# ---------------------------------------------------------------------- the gate
 
 
-Render = Callable[[Refused], tuple[int, bytes]]
+class InvalidInput(Exception):
+    """A query or body that its route's model refuses (rendered as 422)."""
+
+    def __init__(self, error: Any, where: str) -> None:
+        super().__init__(where)
+        self.error = error  # a pydantic ValidationError
+        self.where = where
 
 
-def render_api(refused: Refused) -> tuple[int, bytes]:
-    error: dict[str, Any] = {
-        "status": refused.status,
-        "code": refused.code,
-        "detail": refused.detail,
-    }
-    if refused.source:
-        error["source"] = refused.source
-    return refused.status, orjson.dumps({"errors": [error]})
+class MissingBody(Exception):
+    """The route needs a body and none came (rendered as 422)."""
 
 
-def render_oauth(refused: Refused) -> tuple[int, bytes]:
-    """RFC 6749 §5.2: every refusal of the input is ``invalid_request``."""
-    body = {"error": "invalid_request", "error_description": refused.detail}
-    return 400, orjson.dumps(body)
+@dataclass
+class Checked:
+    """What passed the gate: the headers it read and, when read, the body."""
+
+    headers: RequestHeaders
+    body: bytes | None = None  # None: left to stream to the route
+    parsed: Any = None  # a JSON body's value
 
 
-class InputLayer:
-    """ASGI middleware, outermost: nothing behind it sees an input it refuses."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        render = render_oauth if path.startswith(_OAUTH_PREFIXES) else render_api
-        try:
-            check_path(scope)
-            check_query(scope.get("query_string", b""))
-            headers = check_headers(scope)
-            body = await self._body(scope, receive, headers)
-        except Refused as refused:
-            await _answer(send, *render(refused))
-            return
-        if body is not None:
-            receive = _replay(body, receive)
-        await self.app(scope, receive, send)
-
-    async def _body(self, scope: Scope, receive: Receive, headers: RequestHeaders) -> bytes | None:
-        """The body, read and checked, if it is JSON or a form; otherwise ``None`` (it
-        is left to stream to the route)."""
-        kind = headers.content_type
-        is_json = kind == "application/json" or (
-            kind.startswith("application/") and kind.endswith("+json")
-        )
-        if scope["method"] not in _BODY_METHODS or not (is_json or kind == _FORM):
-            return None
-        if headers.length > MAX_BODY:
-            raise _too_large()
-        body = await _read(receive)
-        if not body:
-            return body
-        if is_json:
-            pan_fields = PAN_FIELDS.get((scope["method"], scope["path"]), _NO_PAN)
-            scope[PARSED_JSON] = parse_json(body, pan_fields)
-        else:
-            check_form(body)
-        return body
+def is_json(kind: str) -> bool:
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
 
 
-def _too_large() -> Refused:
-    return Refused(413, "payload-too-large", f"body: at most {MAX_BODY} bytes")
+async def check(
+    scope: Scope,
+    receive: Receive,
+    pan_fields: frozenset[str],
+    *,
+    read_other: bool,
+    limit: int = MAX_BODY,
+) -> Checked:
+    """Check the request's path, query and headers and read its body (JSON and form
+    bodies, and any other when ``read_other``, within ``limit`` bytes); raises
+    :class:`Refused`."""
+    check_path(scope)
+    check_query(scope.get("query_string", b""))
+    headers = check_headers(scope)
+    checked = Checked(headers)
+    kind = headers.content_type
+    is_form = kind == _FORM
+    if scope["method"] not in _BODY_METHODS or not (is_json(kind) or is_form or read_other):
+        return checked
+    if headers.length > limit:
+        raise _too_large(limit)
+    body = checked.body = await _read(receive, limit)
+    if not body:
+        return checked
+    if is_json(kind):
+        checked.parsed = parse_json(body, pan_fields)
+    elif is_form:
+        check_form(body)
+    return checked
 
 
-async def _read(receive: Receive) -> bytes:
+def query_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """The query's name and value pairs (already checked by :func:`check_query`)."""
+    return _pairs(raw, "query") if raw else []
+
+
+def _too_large(limit: int) -> Refused:
+    return Refused(413, "payload-too-large", f"body: at most {limit} bytes")
+
+
+async def _read(receive: Receive, limit: int) -> bytes:
     body = b""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return body
         body += bytes(message.get("body", b""))
-        if len(body) > MAX_BODY:
-            raise _too_large()
+        if len(body) > limit:
+            raise _too_large(limit)
         if not message.get("more_body", False):
             return body
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that gives the already-read body once, then the real channel."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
-
-
-async def _answer(send: Send, status: int, body: bytes) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

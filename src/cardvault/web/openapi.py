@@ -1,7 +1,10 @@
-"""The OpenAPI document, made truthful about errors, credentials and OAuth.
+"""The OpenAPI document: one source, the routes themselves.
 
-FastAPI describes its own validation error (``HTTPValidationError``), which this API
-never sends. Every refusal is the envelope ``{"errors": [{status, code, detail,
+The HTTP layer's routes (``web/http.py``'s table: method, path, scope, body, query and
+answer models) are described here; the management API's come from FastAPI, which
+serves them; the authorization server's from :mod:`cardvault.oauth.openapi`. FastAPI
+describes its own validation error (``HTTPValidationError``), which this API never
+sends. Every refusal is the envelope ``{"errors": [{status, code, detail,
 source?}]}``; this module adds it as the ``Errors`` component and attaches it to each
 operation's answers that can happen there, so that generated clients and fuzzers can
 check every response against the document. Every API operation takes a bearer token
@@ -12,12 +15,16 @@ answers, come from :mod:`cardvault.oauth.openapi`.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from cardvault.oauth import openapi as oauth_openapi
+from cardvault.web.http import Route
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -91,9 +98,10 @@ _RETRY_AFTER = {
 }
 
 
-def install(app: FastAPI, realm: str) -> None:
-    """Make ``app.openapi()`` (and so ``/openapi.json``) describe the real errors, the
-    bearer scheme, and the OAuth paths of ``realm``."""
+def install(app: FastAPI, routes: list[Route], realm: str) -> None:
+    """Make ``app.openapi()`` (and so ``/openapi.json``) describe the HTTP layer's
+    routes and the management API, with the real errors, the bearer scheme, and the
+    OAuth paths of ``realm``."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -103,6 +111,7 @@ def install(app: FastAPI, realm: str) -> None:
                 description=app.description,
                 routes=app.routes,
             )
+            add_routes(document, [r for r in routes if r.document])
             describe_errors(document)
             describe_security(document)
             add_oauth(document, realm)
@@ -110,6 +119,81 @@ def install(app: FastAPI, realm: str) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_SCHEMAS = "#/components/schemas/{model}"
+_PARAM = re.compile(r"\{([a-z_]+)\}")
+
+
+def add_routes(document: dict[str, Any], routes: list[Route]) -> dict[str, Any]:
+    """An operation per route, its models among the components' schemas."""
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = []
+    for route in routes:
+        if route.body is not None:
+            models.append((route.body, "validation"))
+        if route.response is not None:
+            models.append((route.response, "serialization"))
+    refs, defs = models_json_schema(models, ref_template=_SCHEMAS)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(defs.get("$defs", {}))
+    paths = document.setdefault("paths", {})
+    for route in routes:
+        operation: dict[str, Any] = {
+            "tags": list(route.tags),
+            "summary": route.summary,
+            "operationId": route.handler.__name__,
+            "parameters": _parameters(route),
+            "responses": _answers(route, refs),
+        }
+        if route.body is not None:
+            operation["requestBody"] = {
+                "required": route.body_required,
+                "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
+            }
+        for key, value in route.openapi.items():
+            if key == "responses":
+                for status, answer in value.items():
+                    operation["responses"].setdefault(status, {}).update(answer)
+            else:
+                operation[key] = value
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return document
+
+
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PARAM.findall(route.path)
+    ]
+    if route.query is not None:
+        schema = route.query.model_json_schema()
+        required = set(schema.get("required", ()))
+        for name, field in schema.get("properties", {}).items():
+            parameters.append(
+                {"name": name, "in": "query", "required": name in required, "schema": field}
+            )
+    if route.idempotent:
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Replays the first answer to the same request for 24 hours",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        )
+    return parameters
+
+
+def _answers(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
+    if route.status == 204:
+        return {"204": {"description": "Done"}}
+    schema = refs[(route.response, "serialization")] if route.response is not None else {}
+    content = {"application/json": {"schema": schema}}
+    answers = {str(route.status): {"description": "Successful Response", "content": content}}
+    for status, description in route.responses.items():
+        answers[str(status)] = {"description": description, "content": content}
+    return answers
 
 
 def describe_errors(document: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +228,7 @@ def _operations(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def describe_security(document: dict[str, Any]) -> dict[str, Any]:
-    """Every operation FastAPI serves takes a bearer token (``api/auth.py``)."""
+    """Every operation of the API takes a bearer token (``web/auth.py``)."""
     components = document.setdefault("components", {})
     components.setdefault("securitySchemes", {})[BEARER] = BEARER_SCHEME
     for operation in _operations(document):

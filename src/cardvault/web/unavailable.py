@@ -15,12 +15,10 @@ import sqlite3
 
 import orjson
 import psycopg
-from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.responses import Response
 
 from cardvault.crypto.pan import mask_pans
-from cardvault.store.unavailable import RETRY_AFTER, is_unavailable, summary
+from cardvault.store.unavailable import RETRY_AFTER, summary
 
 __all__ = [
     "API_BODY",
@@ -28,8 +26,6 @@ __all__ = [
     "HEADERS",
     "OAUTH_BODY",
     "log_unavailable",
-    "unavailable_handler",
-    "unavailable_response",
 ]
 
 log = logging.getLogger("cardvault.unavailable")
@@ -42,19 +38,6 @@ HEADERS = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
 
 def log_unavailable(method: str, path: str, error: BaseException) -> None:
     log.warning("database unavailable on %s %s: %s", method, path, mask_pans(summary(error)))
-
-
-def unavailable_response() -> Response:
-    return Response(API_BODY, 503, HEADERS, media_type="application/json")
-
-
-async def unavailable_handler(request: Request, exc: Exception) -> Response:
-    """FastAPI handler for database and driver errors: 503 when the database is out
-    of reach; anything else is re-raised and stays a 500 with its traceback."""
-    if not is_unavailable(exc):
-        raise exc
-    log_unavailable(request.method, request.url.path, exc)
-    return unavailable_response()
 
 
 # The exception classes a database error can arrive as; their handler sorts the

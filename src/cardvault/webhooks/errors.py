@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+from cardvault.problems import Problem
 
-class WebhookError(Exception):
-    code = "bad-request"
-    status = 400
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class WebhookError(Problem):
+    """Base of the webhooks domain's errors."""
 
 
 class UrlNotAllowed(WebhookError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 import subprocess
 import time
@@ -288,17 +287,3 @@ def test_concurrent_enrolments_keep_one_card_per_pan(api: Api) -> None:
         assert twins[0].json()["last4"] == pan[-4:]
     listed = api.get(limit=100).json()["data"]
     assert len({card["id"] for card in listed}) == len(listed) == 10
-
-
-def test_json_with_a_charset_is_answered_alike(api: Api) -> None:
-    """Requests the fast path passes on (here: a charset parameter) get the same answer."""
-    plain = api.post(_card())
-    body = json.dumps(_card()).encode()
-    with_charset = httpx.post(
-        f"{api.server.url}/cards",
-        content=body,
-        headers={**api.headers, "Content-Type": "application/json; charset=utf-8"},
-    )
-    assert plain.status_code == with_charset.status_code == 201
-    assert plain.json().keys() == with_charset.json().keys()
-    assert plain.headers["content-type"] == with_charset.headers["content-type"]

@@ -1,4 +1,4 @@
-"""Provisioning network tokens for many cards at once (bulk enrolment).
+"""Provisioning network tokens: one card (``POST /network-tokens``) or many (bulk).
 
 The same rules as :func:`cardvault.network_tokens.services.provision` (a card's live
 token is returned, not replaced; one new token per card), a chunk of cards at a time
@@ -16,21 +16,30 @@ and in two steps, so that the costly part runs before the caller takes the write
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
 
-from cardvault.cards.services import reveal_pan
+from cardvault.audit import AuditRecord, bind_audit, write_audit
+from cardvault.callers import VaultCaller
+from cardvault.cards.enrolment import Enrolment, prepare_enrolment, replay_of, store_enrolment
+from cardvault.cards.services import Expiry, normalize_expiry, read_card, reveal_pan
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.events import event_for_state, event_row, store_events
+from cardvault.network_tokens.documents import token_out
 from cardvault.network_tokens.services import ProviderFor, token_values
 from cardvault.networks import batch as network_batch
 from cardvault.networks.provider import ProviderError, ProvisionRequest, TokenServiceProvider
 from cardvault.store.direct import Bound, Direct, Source
+from cardvault.store.idempotency import IdempotentRequest, Replay
 from cardvault.store.models import Base
 
 _TOKENS = Base.metadata.tables["network_tokens"]
@@ -161,3 +170,144 @@ def store_tokens(conn: Connection, plan: TokenPlan) -> list[Provisioned]:
             result = (earlier[0], False) if isinstance(earlier, tuple) else earlier
         results.append(result)
     return results
+
+
+# ---------------------------------------------------------------------- one card
+
+
+@dataclass(frozen=True)
+class ProvisionRequestIn:
+    """What ``POST /network-tokens`` asks: a card of the vault (``card_key``: its id or
+    pan_alias) or, with ``enrol``, a PAN to enrol first; the expiry to send."""
+
+    card_key: str | None
+    enrol: tuple[Pan, Expiry] | None
+    exp_month: int | None
+    exp_year: int | None
+    cvc: str | None
+
+
+async def provision(
+    caller: VaultCaller, request: ProvisionRequestIn, idem: IdempotentRequest | None
+) -> tuple[int, bytes]:
+    """The card's network token: 201 and a new one, or 200 and its live token.
+
+    As enrolment: what needs no write lock (the card, its live token, the network's
+    answer, the new token's record and event) is made first, and only the writes join
+    the worker's group commit; with a PAN, the card's enrolment is in the same write.
+    A network's refusal is raised, after the enrolment was written."""
+    services = caller.runtime
+    cipher = services.vault_keys.cipher(caller.vault_id)
+    for attempt in (1, 2):  # a concurrent twin (same card or key) wins once; then we read it
+        prepared = await services.run_db(_prepare, caller, request, idem, cipher)
+        if isinstance(prepared, Replay):
+            return prepared.status, prepared.body
+        try:
+            answer = await services.writes.write(partial(_store, caller, idem, prepared))
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            continue
+        if isinstance(answer, ProviderError):  # the card was enrolled all the same
+            raise answer
+        return answer
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class _Provision:
+    """A provisioning made ready outside the write lock."""
+
+    enrolment: Enrolment | None  # the card to enrol first (``{pan, …}``)
+    card: Any  # a row of the card, or the card to enrol
+    live: Any | None  # its live token when read, if it had one
+    plan: TokenPlan | None  # otherwise, the new token's plan
+    refusal: ProviderError | None = None  # the network's, for a card enrolled anyway
+    # The answer and audit record of the planned token, made ahead (for a new token
+    # whose card the write does not change); used if the write stores that token.
+    planned: Any = None
+    payload: bytes | None = None
+    audit: Bound | None = None
+
+
+def _prepare(
+    caller: VaultCaller,
+    request: ProvisionRequestIn,
+    idem: IdempotentRequest | None,
+    cipher: VaultCipher,
+) -> Replay | _Provision:
+    """Reads only: a replay, or the card's live token, or the plan of a new one (the
+    network has answered; a refusal of a card already enrolled is raised here, before
+    anything is written)."""
+    db = caller.runtime.db
+    replay = replay_of(db, idem)
+    if replay is not None:
+        return replay
+    pan: Pan | None = None
+    enrolment: Enrolment | None = None
+    if request.enrol is not None:
+        enrolment = prepare_enrolment(caller, *request.enrol, None)
+        card, pan, expiry = enrolment.card, enrolment.pan, enrolment.expiry
+    else:
+        assert request.card_key is not None
+        card = read_card(db, caller.vault_id, request.card_key)
+        expiry = normalize_expiry(
+            request.exp_month or card.exp_month,
+            request.exp_year or card.exp_year,
+            dt.date.today(),
+        )
+    new_card = enrolment is not None and enrolment.created
+    live = None if new_card else LIVE_TOKEN.first(db, {"card_id": card.id})
+    if live is not None:
+        return _Provision(enrolment, card, live, None)
+    item = Provisioning(card, expiry.month, expiry.year, pan=pan, cvc=request.cvc)
+    plan = plan_tokens(db, caller.runtime.provider, [item], cipher, {})
+    refusal = plan.results[0]
+    if not isinstance(refusal, ProviderError):
+        if refusal is None or (enrolment is not None and not enrolment.created):
+            return _Provision(enrolment, card, None, plan)
+        token = refusal[0]
+        payload = orjson.dumps(token_out(token, card))
+        audit = bind_audit(db, _provision_audit(caller, token, card))
+        return _Provision(enrolment, card, None, plan, None, token, payload, audit)
+    if enrolment is None:
+        raise refusal
+    return _Provision(enrolment, card, None, None, refusal)
+
+
+def _store(
+    caller: VaultCaller, idem: IdempotentRequest | None, ready: _Provision, conn: Connection
+) -> tuple[int, bytes] | ProviderError:
+    """The write of one provisioning (one savepoint of a shared transaction); the
+    network's refusal of a card enrolled here is returned, not raised, so that the
+    enrolment is kept."""
+    if ready.enrolment is not None:
+        store_enrolment(ready.enrolment, conn)
+    if ready.refusal is not None:
+        return ready.refusal
+    token: Any = ready.live
+    created = False
+    if ready.plan is not None:
+        token = LIVE_TOKEN.first(conn, {"card_id": ready.card.id})  # a twin's, meanwhile
+        if token is None:
+            result = store_tokens(conn, ready.plan)[0]
+            if isinstance(result, ProviderError):  # a network asked only now refused
+                return result
+            token, created = result
+    status = 201 if created else 200
+    audit: AuditRecord | Bound
+    if token is ready.planned and ready.payload is not None and ready.audit is not None:
+        payload, audit = ready.payload, ready.audit
+    else:
+        payload = orjson.dumps(token_out(token, ready.card))
+        audit = _provision_audit(caller, token, ready.card)
+    if idem:
+        idem.remember(conn, status, payload)
+    write_audit(conn, audit)
+    return status, payload
+
+
+def _provision_audit(caller: VaultCaller, token: Any, card: Any) -> AuditRecord:
+    return caller.record(
+        "network_token.provision", "network_token", token.id, state=token.state, card_id=card.id
+    )

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, insert, select
 
 from cardvault.crypto import SecretHasher
+from cardvault.problems import Problem, Unprocessable
 from cardvault.store.models import Base
 from cardvault.store.types import utcnow
-from cardvault.web.errors import ApiError, Unprocessable
 
 RETENTION = dt.timedelta(hours=24)
 KEYS = Base.metadata.tables["idempotency_keys"]
 MAX_KEY_LENGTH = 255
 
 
-class IdempotencyKeyReused(ApiError):
+class IdempotencyKeyReused(Problem):
     status = 422
     code = "idempotency-key-reused"
 

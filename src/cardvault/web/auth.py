@@ -1,0 +1,95 @@
+"""Who is calling (step 4 of the HTTP layer): the bearer token (RFC 6750, RFC 9068 §4),
+the scope a route needs, and the vault the token is bound to."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from fastapi import Request
+
+from cardvault.accounts.people import identity, person_scopes
+from cardvault.callers import Principal, VaultCaller, check_scope
+from cardvault.crypto import TokenInvalid
+from cardvault.problems import Problem
+from cardvault.runtime import Runtime
+from cardvault.web.errors import InvalidToken
+from cardvault.web.http import Call
+
+__all__ = [
+    "NotBoundToVault",
+    "Principal",
+    "VaultCaller",
+    "authenticate",
+    "check_scope",
+    "current_person",
+    "require_scope",
+    "verify_bearer",
+]
+
+
+class NotBoundToVault(Problem):
+    status = 403
+    code = "forbidden"
+
+
+async def authenticate(call: Call) -> None:
+    """The layer's step 4 for ``call``: its principal (a person's membership looked up
+    now), the scope its route needs and, for vault routes, the bound vault."""
+    runtime = call.runtime
+    principal = verify_bearer(runtime, call.authorization or "")
+    if principal.person_email is not None:
+        principal = await runtime.run_db(current_person, runtime, principal)
+    route = call.route
+    if route.scope is not None:
+        check_scope(principal, route.scope)
+    call.principal = principal
+    if route.vault:
+        call.caller = bind_vault(principal, call.source_ip, runtime)
+
+
+def bind_vault(principal: Principal, source_ip: str | None, runtime: Runtime) -> VaultCaller:
+    """The caller, if its token is bound to a vault."""
+    if principal.vault_id is None:
+        raise NotBoundToVault("This token is not bound to a vault")
+    return VaultCaller(principal, principal.vault_id, source_ip, runtime)
+
+
+def current_person(runtime: Runtime, principal: Principal) -> Principal:
+    """A person's token counts only while they are a member, with their current access:
+    removing the person or lowering them to ``read`` takes effect at once."""
+    with runtime.db.sessions() as session:
+        who = identity(session, principal.service_account_id)
+    if who is None or who.org_id != principal.org_id:
+        raise InvalidToken("person is no longer a member")
+    if who.access == "write":
+        return principal
+    return replace(principal, scopes=tuple(person_scopes(who.access)))
+
+
+def verify_bearer(runtime: Runtime, header: str) -> Principal:
+    """The caller named by an ``Authorization`` header's bearer token."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("Bearer token required")
+    try:
+        verified = runtime.verifier.verify(token.strip())
+    except TokenInvalid as invalid:
+        raise InvalidToken(invalid.reason) from invalid
+    return Principal.from_token(verified)
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """For the management API (FastAPI): a dependency admitting only tokens whose scopes
+    cover ``scope``; the same checks as :func:`authenticate`."""
+
+    async def dependency(request: Request) -> Principal:
+        runtime: Runtime = request.app.state.runtime
+        principal = verify_bearer(runtime, request.headers.get("authorization", ""))
+        if principal.person_email is not None:
+            principal = await runtime.run_db(current_person, runtime, principal)
+        check_scope(principal, scope)
+        return principal
+
+    dependency.__name__ = f"require_{scope.replace(':', '_').replace('-', '_')}"
+    return dependency
