@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
@@ -108,6 +110,23 @@ def create_app(settings: Settings | None = None) -> InputLayer:
     front = OAuthRoutes(hot, settings.realm, lambda: app.state.oauth)
     # Outermost: no route, fast or not, sees an input this layer refuses.
     return InputLayer(front)
+
+
+def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
+    """The OpenAPI document the service serves at ``/openapi.json``, built without
+    opening a database, starting anything or changing the caller's logging (the docs
+    are generated from it)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        app: Any = create_app(settings)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    while not isinstance(app, FastAPI):  # InputLayer -> OAuthRoutes -> FastPath -> FastAPI
+        app = app.app
+    document: dict[str, Any] = app.openapi()
+    return document
 
 
 def alive() -> JSONResponse:
