@@ -1,5 +1,5 @@
-"""The documentation: the site builds without a broken link or a missing page, and
-its reference pages say what the code says."""
+"""The documentation: the site builds without a broken link or a missing page, its
+reference pages say what the code says, and the README's links lead somewhere."""
 
 from __future__ import annotations
 
@@ -8,13 +8,17 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import markdown
+import pytest
 
 from cardvault.settings import Settings
 from cardvault.web.app import openapi_document
 
 ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+README_MAX_LINES = 250
 
 
 class _Links(HTMLParser):
@@ -65,6 +69,25 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     api = (site / "api.html").read_text(encoding="utf-8")
     for path in openapi_document()["paths"]:
         assert path in api
+
+
+@pytest.mark.parametrize("target", rendered(README).targets)
+def test_every_relative_link_of_the_readme_leads_somewhere(target: str) -> None:
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return  # an absolute URL: not ours to check offline
+    path = README if not parts.path else (ROOT / unquote(parts.path)).resolve()
+    assert path.exists(), f"README links to {target}, which does not exist"
+    assert path.is_relative_to(ROOT)
+    if parts.fragment:
+        assert path.suffix == ".md", f"README links to an anchor of {target}"
+        anchors = rendered(path).ids
+        assert parts.fragment in anchors, f"{path.name} has no heading #{parts.fragment}"
+
+
+def test_the_readme_stays_a_front_door() -> None:
+    lines = README.read_text(encoding="utf-8").count("\n")
+    assert lines < README_MAX_LINES, "depth belongs in docs/, the README links to it"
 
 
 def test_every_setting_is_described() -> None:
