@@ -35,6 +35,10 @@ def cell(text: object) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 def code(text: object) -> str:
     return f"`{text}`"
 
@@ -70,8 +74,8 @@ This page is generated from the settings' own descriptions
 (`src/cardvault/settings.py`); "empty" means the default is derived as the
 description says.
 
-| variable | type | default | bounds | description |
-| --- | --- | --- | --- | --- |
+| variable | type and bounds | default | description |
+| --- | --- | --- | --- |
 """
 
 _BOUNDS = (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"))
@@ -88,6 +92,8 @@ def type_name(annotation: Any) -> str:
 def default_text(value: Any) -> str:
     if value == "":
         return "empty"
+    if isinstance(value, Path) and not value.is_absolute():
+        return code(f"./{value}")
     if isinstance(value, bool):
         return code(str(value).lower())
     if isinstance(value, float) and value.is_integer() and value >= 1000:
@@ -101,8 +107,8 @@ def bounds_text(metadata: list[Any]) -> str:
         for attribute, sign in _BOUNDS:
             limit = getattr(constraint, attribute, None)
             if limit is not None:
-                found.append(f"{sign} {limit}")
-    return ", ".join(found)
+                found.append(f"{sign}&nbsp;{limit}")
+    return f"({', '.join(found)})" if found else ""
 
 
 def configuration_page() -> str:
@@ -116,9 +122,8 @@ def configuration_page() -> str:
             + " | ".join(
                 (
                     code(prefix + name.upper()),
-                    type_name(field.annotation),
+                    f"{type_name(field.annotation)} {bounds_text(field.metadata)}".strip(),
                     default_text(field.default),
-                    bounds_text(field.metadata),
                     cell(field.description or ""),
                 )
             )
@@ -206,7 +211,7 @@ def security_text(requirements: list[dict[str, list[str]]] | None) -> str:
     return " or ".join(options)
 
 
-def parameters_text(parameters: list[dict[str, Any]]) -> str:
+def parameters_text(parameters: list[dict[str, Any]]) -> list[str]:
     shown = []
     for parameter in parameters:
         name = code(parameter["name"])
@@ -216,7 +221,7 @@ def parameters_text(parameters: list[dict[str, Any]]) -> str:
         if parameter.get("description"):
             text += f" — {parameter['description']}"
         shown.append(text)
-    return "; ".join(shown)
+    return shown
 
 
 def body_text(body: dict[str, Any]) -> str:
@@ -274,14 +279,14 @@ def operation_lines(
     description = operation.get("description", "")
     lines.append(" ".join(filter(None, (f"**{summary}.**" if summary else "", description))))
     lines.append("")
-    facts = []
+    facts: list[tuple[str, list[str]]] = []
     if len(paths) > 1:
-        facts.append(("also at", ", ".join(code(p) for p in paths[1:])))
-    facts.append(("security", security_text(operation.get("security"))))
+        facts.append(("Also at", [", ".join(code(p) for p in paths[1:])]))
+    facts.append(("Security", [security_text(operation.get("security"))]))
     if operation.get("parameters"):
-        facts.append(("parameters", parameters_text(operation["parameters"])))
+        facts.append(("Parameters", parameters_text(operation["parameters"])))
     if operation.get("requestBody"):
-        facts.append(("request body", body_text(operation["requestBody"])))
+        facts.append(("Request body", [body_text(operation["requestBody"])]))
     answers, shared, own = [], [], []
     for status, response in sorted(operation["responses"].items()):
         description = response.get("description", "")
@@ -295,13 +300,17 @@ def operation_lines(
             codes = error_codes(document, schema)
             named = f" ({', '.join(code(c) for c in codes)})" if codes else ""
             own.append(f"{status} {body}{named} — {description}")
-    facts.append(("answers", "<br>".join(answers)))
+    facts.append(("Answers", answers))
     if shared:
         own.append(f"[common errors](#{COMMON}): {', '.join(shared)}")
     if own:
-        facts.append(("errors", "<br>".join(own)))
-    lines += ["| | |", "| --- | --- |"]
-    lines += [f"| {name} | {cell(text)} |" for name, text in facts]
+        facts.append(("Errors", own))
+    for name, items in facts:
+        if len(items) == 1:
+            lines.append(f"- **{name}:** {one_line(items[0])}")
+        else:
+            lines.append(f"- **{name}:**")
+            lines += [f"    - {one_line(item)}" for item in items]
     return [*lines, ""]
 
 
