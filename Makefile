@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install serve test test-fast fuzz bench lint clean
+.PHONY: install serve test test-fast fuzz bench docs lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,10 +34,15 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/bulk.py
 
+## The documentation site in ./site/ (the reference pages are rendered from the code)
+docs: $(STAMP)
+	$(BIN)/python docs/hooks.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs
+	$(BIN)/ruff format --check src tests bench docs
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .cardvault .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cardvault .pytest_cache .mypy_cache .ruff_cache site

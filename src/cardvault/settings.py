@@ -1,7 +1,9 @@
 """One typed settings object for the whole service.
 
 Every option is read from the environment with the ``CARDVAULT_`` prefix, converted
-and checked once at start-up. Nothing else in the code reads ``os.environ``.
+and checked once at start-up. Nothing else in the code reads ``os.environ``. Each
+field's ``description`` is its documentation: the configuration reference of the docs
+is generated from it.
 """
 
 from __future__ import annotations
@@ -18,87 +20,244 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARDVAULT_", extra="ignore")
 
-    # Where SQLite, the key-encryption key and other local state live.
-    data_dir: Path = Path("./.cardvault")
-    # SQLAlchemy URL. Empty: a SQLite file in the data directory.
-    # ``postgresql+psycopg://user@host/db`` for PostgreSQL.
-    database_url: str = ""
-    # The realm in /auth/realms/{realm}/...
-    realm: str = "cardvault"
-    # Public base URL of this service. Empty: http://{host}:{port}.
-    # The token issuer is {url}/auth/realms/{realm}.
-    url: str = ""
-    # Audience of access tokens. Empty: the public base URL.
-    audience: str = ""
-    # Service accounts appear as members named <client_id>@<members_domain>.
-    members_domain: str = "cardvault.local"
-    # Default lifetime of access tokens, in seconds.
-    access_token_lifespan: int = Field(default=300, ge=10, le=86400)
-    # Longest lifetime any token may have; retired signing keys stay published this long.
-    access_token_lifespan_max: int = Field(default=3600, ge=10, le=86400)
-    # Signature algorithm of access tokens (asymmetric only).
-    signing_alg: Literal["ES256", "RS256"] = "ES256"
-    # Seconds between publishing a new signing key and signing with it.
-    key_rotation_delay: int = Field(default=300, ge=0)
-    # Clock leeway when verifying tokens, in seconds.
-    token_leeway: int = Field(default=5, ge=0, le=120)
-    # How often each worker looks for revocations and key changes (seconds).
-    # PostgreSQL also pushes them with LISTEN/NOTIFY.
-    change_poll_interval: float = Field(default=0.25, gt=0, le=1.0)
-    # Audit records of the token endpoint are written in batches this often (seconds).
-    audit_flush_interval: float = Field(default=0.05, gt=0, le=5.0)
-    # Failed client authentications allowed per minute (see README, "Throttling").
-    throttle_client_ip_failures: int = Field(default=10, ge=1)
-    throttle_ip_failures: int = Field(default=30, ge=1)
-    throttle_client_failures: int = Field(default=100, ge=1)
-    # How often each worker asks the networks about PENDING tokens (seconds).
-    settle_interval: float = Field(default=0.5, gt=0, le=60)
-    # Webhooks (see README, "Webhooks"). How often each worker looks for new events
-    # and due deliveries (seconds).
-    webhook_poll_interval: float = Field(default=0.25, gt=0, le=10)
-    # Seconds one delivery attempt may take (connect, send, response headers).
-    webhook_timeout: float = Field(default=10.0, gt=0, le=120)
-    # Seconds a delivery is retried before it is marked failed (default 24 h).
-    webhook_retry_horizon: float = Field(default=86400.0, gt=0)
-    # First retry after about this many seconds, doubling up to webhook_backoff_max.
-    webhook_backoff_base: float = Field(default=5.0, gt=0)
-    webhook_backoff_max: float = Field(default=3600.0, gt=0)
-    # Requests in flight per worker process, and per endpoint within them.
-    webhook_concurrency: int = Field(default=32, ge=1, le=1000)
-    webhook_endpoint_concurrency: int = Field(default=4, ge=1, le=100)
-    # Networks webhooks may reach although they are not public, comma-separated
-    # (e.g. "127.0.0.1/32,10.1.0.0/16"). Empty: public addresses only.
-    webhook_allowed_networks: str = ""
-    # Most webhook endpoints one vault may have.
-    max_webhooks_per_vault: int = Field(default=16, ge=1, le=1000)
-    # Bulk enrolment: rows per chunk (one write transaction each), and the pause
-    # between chunks and between polls for work (seconds) of each worker process.
-    bulk_chunk_rows: int = Field(default=200, ge=1, le=5000)
-    bulk_pause: float = Field(default=0.005, ge=0, le=5.0)
-    bulk_poll_interval: float = Field(default=0.25, gt=0, le=60)
-    # Most live service accounts one organization may have.
-    max_service_accounts_per_org: int = Field(default=100, ge=1)
-    # Largest accepted body on the OAuth endpoints, in bytes.
-    oauth_max_body: int = Field(default=8192, ge=1024)
-    # Key-encryption key file. Empty: {data_dir}/kek.key (created 0600 on first start).
-    kek_file: str = ""
-    # Threads per worker for blocking work (database calls of the API routes).
-    threads: int = Field(default=8, ge=1, le=200)
-    # Dashboard sessions: absolute lifetime (hours) and idle timeout (minutes).
-    dashboard_session_hours: int = Field(default=12, ge=1, le=720)
-    dashboard_idle_minutes: int = Field(default=30, ge=1, le=1440)
-    # Failed dashboard sign-ins allowed per minute: per email and address, per address.
-    signin_email_ip_failures: int = Field(default=5, ge=1)
-    signin_ip_failures: int = Field(default=20, ge=1)
-    signin_email_failures: int = Field(default=50, ge=1)
-    # Seconds ``cardvault login`` waits between polls (RFC 8628 ``interval``).
-    device_poll_interval: int = Field(default=5, ge=1, le=60)
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
-    # Write one JSON log line per HTTP request.
-    access_log: bool = False
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    data_dir: Path = Field(
+        default=Path("./.cardvault"),
+        description="Local state: the SQLite file, the key-encryption key and other files "
+        "(the directory is 0700, every file in it 0600).",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the database. Empty: a SQLite file "
+        "(`cardvault.db`) in the data directory; `postgresql+psycopg://user@host/db` "
+        "for PostgreSQL.",
+    )
+    realm: str = Field(
+        default="cardvault",
+        description="The realm in `/auth/realms/{realm}/…` (a single path segment).",
+    )
+    url: str = Field(
+        default="",
+        description="Public base URL of this service. Empty: `http://{host}:{port}`. "
+        "The token issuer is `{url}/auth/realms/{realm}`; an `https://` URL makes the "
+        "dashboard's cookie `Secure`.",
+    )
+    audience: str = Field(
+        default="",
+        description="Audience (`aud`) of access tokens. Empty: the public base URL.",
+    )
+    members_domain: str = Field(
+        default="cardvault.local",
+        description="Service accounts appear as members named `<client_id>@<members_domain>`.",
+    )
+    access_token_lifespan: int = Field(
+        default=300,
+        ge=10,
+        le=86400,
+        description="Default lifetime of access tokens, in seconds.",
+    )
+    access_token_lifespan_max: int = Field(
+        default=3600,
+        ge=10,
+        le=86400,
+        description="Longest lifetime any token may have, in seconds; retired signing keys "
+        "stay published this long.",
+    )
+    signing_alg: Literal["ES256", "RS256"] = Field(
+        default="ES256",
+        description="Signature algorithm of access tokens (asymmetric only).",
+    )
+    key_rotation_delay: int = Field(
+        default=300,
+        ge=0,
+        description="Seconds between publishing a new signing key and signing with it.",
+    )
+    token_leeway: int = Field(
+        default=5,
+        ge=0,
+        le=120,
+        description="Clock skew allowed when verifying tokens, in seconds.",
+    )
+    change_poll_interval: float = Field(
+        default=0.25,
+        gt=0,
+        le=1.0,
+        description="How often each worker looks for revocations and key changes (seconds). "
+        "PostgreSQL also pushes them with LISTEN/NOTIFY.",
+    )
+    audit_flush_interval: float = Field(
+        default=0.05,
+        gt=0,
+        le=5.0,
+        description="Audit records of the token endpoint are written in batches this often "
+        "(seconds), and at shutdown.",
+    )
+    throttle_client_ip_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed client authentications allowed per minute for one client id "
+        "from one source address.",
+    )
+    throttle_ip_failures: int = Field(
+        default=30,
+        ge=1,
+        description="Failed client authentications allowed per minute from one source "
+        "address, any client id.",
+    )
+    throttle_client_failures: int = Field(
+        default=100,
+        ge=1,
+        description="Failed client authentications allowed per minute for one client id, "
+        "any address.",
+    )
+    settle_interval: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="How often each worker asks the networks about PENDING network tokens "
+        "(seconds).",
+    )
+    webhook_poll_interval: float = Field(
+        default=0.25,
+        gt=0,
+        le=10,
+        description="How often each worker looks for new events and due webhook deliveries "
+        "(seconds).",
+    )
+    webhook_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Seconds one delivery attempt may take (connect, send, response headers).",
+    )
+    webhook_retry_horizon: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Seconds a delivery is retried before it is marked failed (24 h).",
+    )
+    webhook_backoff_base: float = Field(
+        default=5.0,
+        gt=0,
+        description="First retry of a delivery after about this many seconds; the delay "
+        "doubles (with jitter) up to `webhook_backoff_max`.",
+    )
+    webhook_backoff_max: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Longest delay between two attempts of a delivery (seconds).",
+    )
+    webhook_concurrency: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Webhook requests in flight per worker process.",
+    )
+    webhook_endpoint_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="Webhook requests in flight per endpoint within one worker process.",
+    )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Networks webhooks may reach although they are not public, "
+        "comma-separated CIDRs (e.g. `127.0.0.1/32,10.1.0.0/16`). Empty: public "
+        "addresses only.",
+    )
+    max_webhooks_per_vault: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="Most webhook endpoints one vault may have (then 409 `limit-reached`).",
+    )
+    bulk_chunk_rows: int = Field(
+        default=200,
+        ge=1,
+        le=5000,
+        description="Bulk enrolment rows per chunk (one write transaction each).",
+    )
+    bulk_pause: float = Field(
+        default=0.005,
+        ge=0,
+        le=5.0,
+        description="Pause between two bulk enrolment chunks of a worker process (seconds).",
+    )
+    bulk_poll_interval: float = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="How often each worker process looks for new bulk enrolment jobs (seconds).",
+    )
+    max_service_accounts_per_org: int = Field(
+        default=100,
+        ge=1,
+        description="Most live service accounts one organization may have "
+        "(then 409 `limit-reached`).",
+    )
+    oauth_max_body: int = Field(
+        default=8192,
+        ge=1024,
+        description="Largest accepted body on the OAuth endpoints, in bytes.",
+    )
+    kek_file: str = Field(
+        default="",
+        description="Key-encryption key file. Empty: `{data_dir}/kek.key` (created 0600 on "
+        "first start).",
+    )
+    threads: int = Field(
+        default=8,
+        ge=1,
+        le=200,
+        description="Threads per worker for blocking work (database calls of the API routes, "
+        "PostgreSQL queries).",
+    )
+    dashboard_session_hours: int = Field(
+        default=12,
+        ge=1,
+        le=720,
+        description="Absolute lifetime of a dashboard session, in hours.",
+    )
+    dashboard_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=1440,
+        description="A dashboard session ends after this many minutes without a request.",
+    )
+    signin_email_ip_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed dashboard sign-ins allowed per minute for one email from one address.",
+    )
+    signin_ip_failures: int = Field(
+        default=20,
+        ge=1,
+        description="Failed dashboard sign-ins allowed per minute from one address.",
+    )
+    signin_email_failures: int = Field(
+        default=50,
+        ge=1,
+        description="Failed dashboard sign-ins allowed per minute for one email.",
+    )
+    device_poll_interval: int = Field(
+        default=5,
+        ge=1,
+        le=60,
+        description="Seconds `cardvault login` waits between polls (RFC 8628 `interval`).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `cardvault serve` listens on.")
+    port: int = Field(
+        default=8000, ge=1, le=65535, description="Port `cardvault serve` listens on."
+    )
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Worker processes of `cardvault serve`."
+    )
+    access_log: bool = Field(
+        default=False,
+        description="Write one JSON log line per HTTP request (logs go to standard error).",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info",
+        description="Level of the JSON logs on standard error.",
+    )
 
     @field_validator("realm")
     @classmethod

@@ -9,6 +9,7 @@ request id and error rendering.
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -96,6 +97,23 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
     fallback = layer.app
     assert isinstance(fallback, FastAPI)
     return fallback.openapi()
+
+
+def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
+    """The OpenAPI document the service serves at ``/openapi.json``, built without
+    opening a database, starting anything or changing the caller's logging (the docs
+    are generated from it)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        app: Any = create_app(settings)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    while not isinstance(app, FastAPI):  # InputLayer -> OAuthRoutes -> FastPath -> FastAPI
+        app = app.app
+    document: dict[str, Any] = app.openapi()
+    return document
 
 
 def alive() -> JSONResponse:

@@ -12,6 +12,8 @@ import schemathesis
 from schemathesis.schemas import BaseSchema
 
 from cardvault.oauth.routes import PREFIXES, RFC8414_PREFIX, SUFFIXES
+from cardvault.settings import Settings
+from cardvault.web.app import openapi_document
 from tests.factories import Client, Factory
 from tests.functional.oauth.helpers import access_token
 from tests.servers import Server
@@ -37,6 +39,15 @@ def check(schema: BaseSchema, path: str, response: httpx.Response) -> None:
 def basic(client_id: str, secret: str) -> dict[str, str]:
     pair = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     return {"Authorization": f"Basic {pair}"}
+
+
+def test_openapi_document_is_what_the_server_serves(server: Server) -> None:
+    """The docs' API reference is made by ``openapi_document``, without a server."""
+    settings = Settings(
+        data_dir=server.data_dir, database_url=server.database_url, **server.settings
+    )
+    served = httpx.get(f"{server.url}/openapi.json").json()
+    assert openapi_document(settings) == served
 
 
 def test_every_path_of_the_oauth_front_is_documented(server: Server) -> None:
