@@ -92,14 +92,6 @@ def create_app(settings: Settings | None = None) -> HttpLayer:
 
 
 def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
-    """The OpenAPI document ``/openapi.json`` serves, made without a database."""
-    layer = create_app(settings)
-    fallback = layer.app
-    assert isinstance(fallback, FastAPI)
-    return fallback.openapi()
-
-
-def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
     """The OpenAPI document the service serves at ``/openapi.json``, built without
     opening a database, starting anything or changing the caller's logging (the docs
     are generated from it)."""
@@ -110,7 +102,7 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
-    while not isinstance(app, FastAPI):  # InputLayer -> OAuthRoutes -> FastPath -> FastAPI
+    while not isinstance(app, FastAPI):  # the HTTP layer -> FastAPI
         app = app.app
     document: dict[str, Any] = app.openapi()
     return document
