@@ -34,7 +34,7 @@ from cardvault.store.types import utcnow
 from cardvault.store.unavailable import log_failure
 from cardvault.sync.changes import ChangeFeed, Freshness
 from cardvault.sync.revocations import RevocationState
-from cardvault.webhooks.addresses import AddressPolicy, parse_networks
+from cardvault.webhooks.addresses import AddressPolicy
 from cardvault.webhooks.worker import DeliveryWorker, WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class Runtime:
 
     @property
     def webhook_policy(self) -> AddressPolicy:
-        return AddressPolicy(parse_networks(self.settings.webhook_allowed_networks))
+        return AddressPolicy(self.settings.webhook_networks)
 
     async def _settle_loop(self) -> None:
         """Moves PENDING network tokens on once the network has decided."""
