@@ -16,9 +16,9 @@ from cardvault.accounts.grants import OPERATOR
 from cardvault.crypto import KeyRing, LocalFileKeyProvider, SecretHasher
 from cardvault.keys import load_keyring, load_pepper
 from cardvault.store import create_database
+from cardvault.store.changes import publish_change
 from cardvault.store.models import ServiceAccount
 from cardvault.store.types import utcnow
-from cardvault.sync.changes import publish_change
 from tests.hygiene import CLIENT_SECRET, USED
 from tests.servers import Server
 

@@ -12,8 +12,8 @@ from cardvault.accounts.errors import LastAdmin, NotFound, ValidationFailed
 from cardvault.accounts.grants import account_holding, check_grant, person_holding, require
 from cardvault.accounts.scopes import Holding
 from cardvault.accounts.services import delete_service_account
+from cardvault.store.changes import publish_change
 from cardvault.store.models import Member, Organization, Person, ServiceAccount
-from cardvault.sync.changes import publish_change
 
 
 @dataclass(frozen=True)

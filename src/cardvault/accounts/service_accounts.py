@@ -13,9 +13,9 @@ from cardvault.accounts.grants import account_holding, check_grant, require
 from cardvault.accounts.scopes import Holding
 from cardvault.accounts.services import get_service_account
 from cardvault.crypto import ClientSecret, SecretHasher, generate_client_secret
+from cardvault.store.changes import publish_change
 from cardvault.store.models import ServiceAccount
 from cardvault.store.paging import Cursor, newest_first
-from cardvault.sync.changes import publish_change
 
 MAX_GRACE = dt.timedelta(days=7)
 

@@ -21,8 +21,8 @@ from cardvault.crypto import (
     generate_client_secret,
     random_id,
 )
+from cardvault.store.changes import publish_change
 from cardvault.store.models import Member, Organization, ServiceAccount, Vault
-from cardvault.sync.changes import publish_change
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MIN_LIFESPAN, MAX_LIFESPAN = 60, 3600
