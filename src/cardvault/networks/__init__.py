@@ -21,7 +21,7 @@ from cardvault.networks.provider import (
     TokenStatus,
 )
 from cardvault.networks.simulator import NetworkSimulator, provider_for, simulators
-from cardvault.networks.test_cards import TEST_CARDS, Outcome
+from cardvault.networks.simulator_cards import TEST_CARDS, Outcome
 
 __all__ = [
     "ACTIVE",

@@ -5,7 +5,7 @@ mastercard, amex and discover against their own tables (``simulated_tokens``,
 ``simulated_cryptograms``) and behave the way the networks' token services do,
 closely enough for the platform and its tests. Token ranges, PAR, token expiry and
 the cryptogram and ECI tables are in :mod:`cardvault.networks.profiles`; the test
-cards and their outcomes in :mod:`cardvault.networks.test_cards`.
+cards and their outcomes in :mod:`cardvault.networks.simulator_cards`.
 
 Provisioning
     A card of another brand raises :class:`BrandNotSupported`, an impossible expiry
@@ -82,7 +82,7 @@ from cardvault.networks.provider import (
     TokenServiceProvider,
     TokenStatus,
 )
-from cardvault.networks.test_cards import Outcome, outcome_for
+from cardvault.networks.simulator_cards import Outcome, outcome_for
 from cardvault.store.models import SimulatedCryptogram, SimulatedToken
 from cardvault.store.types import utcnow
 

@@ -16,9 +16,9 @@ from cardvault.networks import (
     provider_for,
     simulators,
 )
-from cardvault.networks import test_cards as module
+from cardvault.networks import simulator_cards as module
 from cardvault.networks.profiles import payment_account_reference
-from cardvault.networks.test_cards import outcome_for
+from cardvault.networks.simulator_cards import outcome_for
 
 DOC_ROW = re.compile(r"^(\d{12,19})\s+(\S+)\s+(\S+)\s", re.MULTILINE)
 BRAND_NAMES = {"Visa": "visa", "Mastercard": "mastercard", "Amex": "amex"}
