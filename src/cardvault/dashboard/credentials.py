@@ -19,9 +19,7 @@ from cardvault.accounts.services import (
     get_service_account,
 )
 from cardvault.audit import write_audit
-from cardvault.dashboard.organization import audit_refusal, page_status
-from cardvault.dashboard.sessions import SignedIn
-from cardvault.dashboard.web import (
+from cardvault.dashboard.common import (
     Refusal,
     field,
     person_record,
@@ -32,6 +30,8 @@ from cardvault.dashboard.web import (
     signed_form,
     viewer,
 )
+from cardvault.dashboard.organization import audit_refusal, page_status
+from cardvault.dashboard.sessions import SignedIn
 from cardvault.store.models import Vault
 from cardvault.store.types import utcnow
 

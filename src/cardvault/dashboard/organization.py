@@ -14,8 +14,7 @@ from cardvault.accounts.errors import AccountsError, InsufficientScope, LastAdmi
 from cardvault.accounts.grants import person_holding
 from cardvault.audit import write_audit
 from cardvault.crypto import mask_pans
-from cardvault.dashboard.sessions import SignedIn
-from cardvault.dashboard.web import (
+from cardvault.dashboard.common import (
     Refusal,
     field,
     person_record,
@@ -26,6 +25,7 @@ from cardvault.dashboard.web import (
     signed_form,
     viewer,
 )
+from cardvault.dashboard.sessions import SignedIn
 from cardvault.store.models import Vault
 from cardvault.store.types import utcnow
 

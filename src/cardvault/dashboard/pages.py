@@ -12,8 +12,7 @@ from starlette.responses import Response
 from cardvault.accounts.services import create_vault
 from cardvault.audit import write_audit
 from cardvault.dashboard import queries
-from cardvault.dashboard.sessions import SignedIn
-from cardvault.dashboard.web import (
+from cardvault.dashboard.common import (
     field,
     person_record,
     redirect,
@@ -22,6 +21,7 @@ from cardvault.dashboard.web import (
     signed_form,
     viewer,
 )
+from cardvault.dashboard.sessions import SignedIn
 from cardvault.oauth.device import decide, display_user_code, normalize_user_code, pending_request
 from cardvault.oauth.errors import InvalidGrant
 from cardvault.store.types import utcnow
