@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     throttle_client_failures: int = Field(default=100, ge=1)
     # How often each worker asks the networks about PENDING tokens (seconds).
     settle_interval: float = Field(default=0.5, gt=0, le=60)
+    # Who answers for the card networks' token services: "simulator", the built-in
+    # simulators of visa, mastercard, amex and discover (the only choice so far).
+    networks: Literal["simulator"] = "simulator"
     # Webhooks (see README, "Webhooks"). How often each worker looks for new events
     # and due deliveries (seconds).
     webhook_poll_interval: float = Field(default=0.25, gt=0, le=10)

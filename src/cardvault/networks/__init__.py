@@ -15,11 +15,13 @@ from cardvault.networks.provider import (
     NetworkUnavailable,
     NotActive,
     ProviderError,
+    Providers,
     ProvisionRequest,
     Rejected,
     TokenServiceProvider,
     TokenStatus,
 )
+from cardvault.networks.registry import providers
 from cardvault.networks.simulator import NetworkSimulator, provider_for, simulators
 from cardvault.networks.simulator_cards import TEST_CARDS, Outcome
 
@@ -40,11 +42,13 @@ __all__ = [
     "NotActive",
     "Outcome",
     "ProviderError",
+    "Providers",
     "ProvisionRequest",
     "Rejected",
     "TokenServiceProvider",
     "TokenStatus",
     "brand_of",
     "provider_for",
+    "providers",
     "simulators",
 ]

@@ -77,6 +77,7 @@ from cardvault.networks.provider import (
     NetworkUnavailable,
     NotActive,
     ProviderError,
+    Providers,
     ProvisionRequest,
     Rejected,
     TokenServiceProvider,
@@ -386,18 +387,19 @@ def simulators(
     }
 
 
-_DEFAULT_PROVIDERS = simulators()
+_DEFAULT_PROVIDERS = Providers(simulators())
 
 
 def provider_for(
     brand: str, providers: Mapping[str, TokenServiceProvider] | None = None
 ) -> TokenServiceProvider:
     """The provider of ``brand`` (default: the built-in simulators); raises
-    :class:`BrandNotSupported` for a brand without one (JCB, Diners, UnionPay, …)."""
-    provider = (_DEFAULT_PROVIDERS if providers is None else providers).get(brand)
-    if provider is None:
-        raise BrandNotSupported(f"card brand {brand} is not supported")
-    return provider
+    :class:`BrandNotSupported` for a brand without one (JCB, Diners, UnionPay, …).
+
+    Kept for the HTTP routes that still name the simulators; everything else takes
+    the :class:`Providers` that :func:`cardvault.networks.registry.providers` builds.
+    """
+    return (_DEFAULT_PROVIDERS if providers is None else Providers(providers))(brand)
 
 
 __all__ = [
