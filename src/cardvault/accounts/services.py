@@ -149,7 +149,7 @@ def _validate_service_account(
             raise ValidationFailed("vault_ids", f"vault {missing[0]!r} is not in the organization")
 
 
-def check_cap(session: Session, org_id: str, cap: int) -> None:
+def _check_cap(session: Session, org_id: str, cap: int) -> None:
     """Raise :class:`LimitReached` if the organization already has ``cap`` accounts."""
     count = session.scalar(
         select(func.count())
@@ -183,7 +183,7 @@ def create_service_account(
     """
     with refusals(actor, "service_account.create", target_type="service_account", target_id=None):
         if cap is not None:
-            check_cap(session, org_id, cap)
+            _check_cap(session, org_id, cap)
         account, secret = _create_service_account(
             session, hasher, grantor, org_id, name, scopes, vault_ids, lifespan
         )
