@@ -13,12 +13,12 @@ from cardvault.networks import (
     NetworkSimulator,
     Outcome,
     brand_of,
-    provider_for,
     providers,
     simulators,
 )
 from cardvault.networks import simulator_cards as module
 from cardvault.networks.profiles import payment_account_reference
+from cardvault.networks.simulator import provider_for
 from cardvault.networks.simulator_cards import outcome_for
 
 DOC_ROW = re.compile(r"^(\d{12,19})\s+(\S+)\s+(\S+)\s", re.MULTILINE)
