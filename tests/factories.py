@@ -16,9 +16,9 @@ from cardvault.accounts.grants import OPERATOR
 from cardvault.crypto import KeyRing, LocalFileKeyProvider, SecretHasher
 from cardvault.keys import load_keyring, load_pepper
 from cardvault.store import create_database
+from cardvault.store.changes import publish_change
 from cardvault.store.models import ServiceAccount
 from cardvault.store.types import utcnow
-from cardvault.sync.changes import publish_change
 from tests.hygiene import CLIENT_SECRET, USED
 from tests.servers import Server
 
@@ -48,7 +48,7 @@ class Factory:
 
     def vault(self, org_id: str, name: str = "main") -> str:
         with self.db.transaction() as session:
-            return accounts.create_vault(session, org_id, name).id
+            return accounts.create_vault(session, org_id, name, actor=None).id
 
     def client(
         self,
@@ -66,6 +66,7 @@ class Factory:
                 session,
                 self.hasher,
                 grantor=OPERATOR,
+                actor=None,
                 org_id=org_id,
                 name=name,
                 scopes=list(scopes),
@@ -77,7 +78,9 @@ class Factory:
 
     def delete(self, client: Client) -> None:
         with self.db.transaction() as session:
-            accounts.delete_service_account(session, client.org_id, client.client_id, utcnow())
+            accounts.delete_service_account(
+                session, client.org_id, client.client_id, utcnow(), actor=None
+            )
 
     def disable(self, client: Client) -> None:
         """Disable the account as an operator would (status column), announcing it."""

@@ -13,7 +13,7 @@ from cardvault.accounts.scopes import satisfies
 from cardvault.audit import AuditBuffer, AuditRecord
 from cardvault.crypto import SecretHasher
 from cardvault.keys.vault_keys import VaultKeys
-from cardvault.networks.provider import TokenServiceProvider
+from cardvault.networks.provider import Providers
 from cardvault.oauth.access_tokens import VerifiedToken
 from cardvault.oauth.device import PUBLIC_CLIENTS
 from cardvault.problems import InsufficientScope
@@ -76,8 +76,8 @@ class Services(Protocol):
     def writes(self) -> GroupCommit: ...
     @property
     def audit(self) -> AuditBuffer: ...
-
-    def provider(self, brand: str) -> TokenServiceProvider: ...
+    @property
+    def providers(self) -> Providers: ...
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T: ...
 
 

@@ -21,7 +21,8 @@ from cardvault.audit import AuditBuffer
 from cardvault.crypto import KeyRing, LocalFileKeyProvider, SecretHasher
 from cardvault.keys import ensure_installation_keys, load_keyring, load_pepper
 from cardvault.keys.vault_keys import VaultKeys
-from cardvault.networks.provider import TokenServiceProvider
+from cardvault.networks.provider import Providers
+from cardvault.networks.registry import providers
 from cardvault.oauth.access_tokens import AccessTokenVerifier
 from cardvault.oauth.client_cache import ClientCache
 from cardvault.oauth.throttle import FailureThrottle
@@ -35,7 +36,7 @@ from cardvault.store.types import utcnow
 from cardvault.store.unavailable import log_failure
 from cardvault.sync.changes import ChangeFeed, Freshness
 from cardvault.sync.revocations import RevocationState
-from cardvault.webhooks.addresses import AddressPolicy, parse_networks
+from cardvault.webhooks.addresses import AddressPolicy
 from cardvault.webhooks.worker import DeliveryWorker, WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Runtime:
     clients: ClientCache
     vault_keys: VaultKeys
     writes: GroupCommit
+    providers: Providers
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -118,6 +120,7 @@ class Runtime:
             clients=clients,
             vault_keys=vault_keys,
             writes=GroupCommit(db),
+            providers=providers(settings.networks),
         )
         runtime.verifier = AccessTokenVerifier(
             lambda: runtime.keyring,
@@ -129,12 +132,6 @@ class Runtime:
         )
         revocations.on_keys_changed = runtime.reload_keys
         return runtime
-
-    def provider(self, brand: str) -> TokenServiceProvider:
-        """The network of ``brand`` (raises ``BrandNotSupported`` for one without)."""
-        from cardvault.networks.simulator import provider_for
-
-        return provider_for(brand)
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking database work: inline on SQLite (local, microseconds; a thread
@@ -176,18 +173,17 @@ class Runtime:
 
     @property
     def webhook_policy(self) -> AddressPolicy:
-        return AddressPolicy(parse_networks(self.settings.webhook_allowed_networks))
+        return AddressPolicy(self.settings.webhook_networks)
 
     async def _settle_loop(self) -> None:
         """Moves PENDING network tokens on once the network has decided."""
         from cardvault.network_tokens.services import settle_pending
-        from cardvault.networks.simulator import provider_for
 
         while True:
             await asyncio.sleep(self.settings.settle_interval)
             try:
                 await asyncio.to_thread(
-                    settle_pending, self.db, provider_for, self.vault_keys.cipher
+                    settle_pending, self.db, self.providers, self.vault_keys.cipher
                 )
             except Exception as error:
                 log_failure(log, "settling pending network tokens failed; will retry", error)
@@ -195,10 +191,9 @@ class Runtime:
     async def _bulk_loop(self) -> None:
         """Processes bulk enrolment jobs, one chunk at a time (see ``bulk/worker.py``)."""
         from cardvault.bulk.worker import BulkWorker
-        from cardvault.networks.simulator import provider_for
 
         settings = self.settings
-        worker = BulkWorker(self.db, self.vault_keys, provider_for, settings.bulk_chunk_rows)
+        worker = BulkWorker(self.db, self.vault_keys, self.providers, settings.bulk_chunk_rows)
         probe = ChangeProbe(self.db)  # no commit since an idle look: still nothing to do
         busy = False
         try:

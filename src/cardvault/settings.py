@@ -9,12 +9,21 @@ is generated from it.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(value: str) -> tuple[IpNetwork, ...]:
+    """``"127.0.0.0/8, ::1"`` → networks; raises ValueError naming a bad entry."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    return tuple(ipaddress.ip_network(item, strict=False) for item in items)
 
 
 class Settings(BaseSettings):
@@ -115,6 +124,11 @@ class Settings(BaseSettings):
         le=60,
         description="How often each worker asks the networks about PENDING network tokens "
         "(seconds).",
+    )
+    networks: Literal["simulator"] = Field(
+        default="simulator",
+        description="Who answers for the card networks' token services: `simulator`, the "
+        "built-in simulators of Visa, Mastercard, Amex and Discover (the only choice so far).",
     )
     webhook_poll_interval: float = Field(
         default=0.25,
@@ -269,8 +283,6 @@ class Settings(BaseSettings):
     @field_validator("webhook_allowed_networks")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
-        from cardvault.webhooks.addresses import parse_networks
-
         parse_networks(value)  # raises ValueError naming the bad entry
         return value
 
@@ -295,6 +307,11 @@ class Settings(BaseSettings):
     def key_retention(self) -> dt.timedelta:
         """How long a retired signing key stays published: until its last token expired."""
         return dt.timedelta(seconds=self.access_token_lifespan_max + self.token_leeway)
+
+    @property
+    def webhook_networks(self) -> tuple[IpNetwork, ...]:
+        """``webhook_allowed_networks`` as networks (checked at start-up)."""
+        return parse_networks(self.webhook_allowed_networks)
 
     @property
     def kek_path(self) -> Path:

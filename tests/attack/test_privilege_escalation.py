@@ -54,6 +54,7 @@ def _account(
             session,
             factory.hasher,
             grantor=OPERATOR,
+            actor=None,
             org_id=org_id,
             name=f"caller-{secrets.token_hex(3)}",
             scopes=list(scopes),
@@ -75,6 +76,7 @@ def _person(factory: Factory, org_id: str, access: str) -> tuple[str, str]:
             with_password=True,
             invited_by="attack-suite",
             grantor=OPERATOR,
+            actor=None,
             now=utcnow(),
         )
     assert invited.password

@@ -48,6 +48,7 @@ class Credentials:
                 session,
                 self.factory.hasher,
                 grantor=OPERATOR,
+                actor=None,
                 org_id=self.org_id,
                 name="fuzz",
                 scopes=list(ALL_SCOPES),

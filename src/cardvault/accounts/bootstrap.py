@@ -52,7 +52,8 @@ def initialize(session: Session, hasher: SecretHasher) -> InitResult:
             created=False,
         )
     org = create_organization(session, "Default organization")
-    vault = create_vault(session, org.id, "default")
+    # Recorded once, as installation.init, below.
+    vault = create_vault(session, org.id, "default", actor=None)
     password = generate_password()
     person = Person(id=random_id("usr_"), email=ADMIN_EMAIL, password_hash=hash_password(password))
     session.add(person)
@@ -66,6 +67,7 @@ def initialize(session: Session, hasher: SecretHasher) -> InitResult:
         session,
         hasher,
         grantor=OPERATOR,
+        actor=None,
         org_id=org.id,
         name=CLI_ACCOUNT_NAME,
         scopes=["organization:admin"],

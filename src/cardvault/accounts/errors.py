@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cardvault.problems import Problem
+
+if TYPE_CHECKING:
+    from cardvault.audit import AuditRecord
 
 
 class AccountsError(Problem):
     """Base class; ``code`` is machine-readable, ``status`` the HTTP status it maps to,
-    ``source`` (or ``None``) names what was refused; the message is safe to show."""
+    ``source`` (or ``None``) names what was refused; the message is safe to show.
+    ``refusal`` is the audit record of the refused change, set by the service that
+    refused it (see :mod:`cardvault.accounts.auditing`); the caller writes it once the
+    change's transaction has rolled back."""
 
     code = "accounts-error"
     status = 400
+    refusal: AuditRecord | None = None
 
 
 class NotFound(AccountsError):

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cardvault.accounts.auditing import record, refusals
 from cardvault.accounts.errors import LastAdmin, NotFound, ValidationFailed
 from cardvault.accounts.grants import account_holding, check_grant, person_holding, require
 from cardvault.accounts.scopes import Holding
-from cardvault.accounts.services import delete_service_account
+from cardvault.accounts.services import revoke_service_account
+from cardvault.audit import Actor
+from cardvault.store.changes import publish_change
 from cardvault.store.models import Member, Organization, Person, ServiceAccount
-from cardvault.sync.changes import publish_change
 
 
 @dataclass(frozen=True)
@@ -107,46 +109,69 @@ def _write_holding(session: Session, member: Member) -> Holding:
 
 
 def set_member_access(
-    session: Session, org_id: str, name: str, access: str, domain: str, *, grantor: Holding
+    session: Session,
+    org_id: str,
+    name: str,
+    access: str,
+    domain: str,
+    *,
+    grantor: Holding,
+    actor: Actor | None,
 ) -> MemberView:
     """Change access; a service account lowered to ``read`` can no longer get tokens.
 
     Giving ``write`` grants what the member holds with it, so ``grantor`` must be
     allowed to grant that (:class:`InsufficientScope`); the last person with write
-    access cannot be lowered (:class:`LastAdmin`).
+    access cannot be lowered (:class:`LastAdmin`). Recorded as ``member.update`` by
+    ``actor``, refusals included.
     """
-    require(grantor, "members:write", parameter="member")
-    if access not in ("read", "write"):
-        raise ValidationFailed("access", "must be 'read' or 'write'")
-    _lock_organization(session, org_id)
-    view = find_member(session, org_id, name, domain)
-    member = session.get(Member, view.id)
-    assert member is not None
-    if access == "write":
-        check_grant(grantor, _write_holding(session, member), field="access")
-    else:
-        _keep_a_person_with_write(session, org_id, member, view.name)
+    with refusals(actor, "member.update", target_type="member", target_id=name):
+        require(grantor, "members:write", parameter="member")
+        if access not in ("read", "write"):
+            raise ValidationFailed("access", "must be 'read' or 'write'")
+        _lock_organization(session, org_id)
+        view = find_member(session, org_id, name, domain)
+        member = session.get(Member, view.id)
+        assert member is not None
+        if access == "write":
+            check_grant(grantor, _write_holding(session, member), field="access")
+        else:
+            _keep_a_person_with_write(session, org_id, member, view.name)
     member.access = access
     if view.client_id:
         publish_change(session, "client", view.client_id)
+    details = {"access": access}
+    record(
+        session, actor, "member.update", target_type="member", target_id=view.name, details=details
+    )
     return find_member(session, org_id, view.id, domain)
 
 
 def remove_member(
-    session: Session, org_id: str, name: str, domain: str, now: dt.datetime, *, grantor: Holding
+    session: Session,
+    org_id: str,
+    name: str,
+    domain: str,
+    now: dt.datetime,
+    *,
+    grantor: Holding,
+    actor: Actor | None,
 ) -> MemberView:
     """Remove a member; removing a service account's member revokes the account.
 
     The last person with write access cannot be removed (:class:`LastAdmin`).
+    Recorded as ``member.remove`` by ``actor``, refusals included.
     """
-    require(grantor, "members:write", parameter="member")
-    _lock_organization(session, org_id)
-    view = find_member(session, org_id, name, domain)
-    if view.client_id:
-        delete_service_account(session, org_id, view.client_id, now)
-    else:
-        member = session.get(Member, view.id)
-        assert member is not None
-        _keep_a_person_with_write(session, org_id, member, view.name)
-        session.delete(member)
+    with refusals(actor, "member.remove", target_type="member", target_id=name):
+        require(grantor, "members:write", parameter="member")
+        _lock_organization(session, org_id)
+        view = find_member(session, org_id, name, domain)
+        if view.client_id:
+            revoke_service_account(session, org_id, view.client_id, now)
+        else:
+            member = session.get(Member, view.id)
+            assert member is not None
+            _keep_a_person_with_write(session, org_id, member, view.name)
+            session.delete(member)
+    record(session, actor, "member.remove", target_type="member", target_id=view.name)
     return view

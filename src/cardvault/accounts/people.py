@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cardvault.accounts.auditing import record, refusals
 from cardvault.accounts.errors import AccountsError, NotFound, ValidationFailed
 from cardvault.accounts.grants import check_grant, person_holding, require
 from cardvault.accounts.scopes import Holding
 from cardvault.accounts.scopes import person_scopes as person_scopes  # where callers look
+from cardvault.audit import Actor
 from cardvault.crypto import (
     SecretHasher,
     generate_password,
@@ -110,20 +112,39 @@ def invite(
     with_password: bool,
     invited_by: str,
     grantor: Holding,
+    actor: Actor | None,
     now: dt.datetime,
 ) -> Invited:
     """Add a person with ``read`` or ``write`` access; they sign in by link or password.
 
     The access grants the person its scopes, so ``grantor`` must hold
     ``members:write`` and be allowed to grant them (:class:`InsufficientScope`).
+    Recorded as ``member.invite`` by ``actor``, refusals included.
     """
-    require(grantor, "members:write", parameter="org_id")
-    email = _check_email(email)
-    if access not in ("read", "write"):
-        raise ValidationFailed("access", "must be 'read' or 'write'")
-    check_grant(grantor, person_holding(access), field="access")
-    if session.scalar(select(Person.id).where(Person.email == email)) is not None:
-        raise AlreadyMember(f"{email} already has an account")
+    with refusals(actor, "member.invite", target_type="member", target_id=email):
+        require(grantor, "members:write", parameter="org_id")
+        email = _check_email(email)
+        if access not in ("read", "write"):
+            raise ValidationFailed("access", "must be 'read' or 'write'")
+        check_grant(grantor, person_holding(access), field="access")
+        if session.scalar(select(Person.id).where(Person.email == email)) is not None:
+            raise AlreadyMember(f"{email} already has an account")
+    invited = _add_person(session, hasher, org_id, email, access, with_password, invited_by, now)
+    details = {"access": access}
+    record(session, actor, "member.invite", target_type="member", target_id=email, details=details)
+    return invited
+
+
+def _add_person(
+    session: Session,
+    hasher: SecretHasher,
+    org_id: str,
+    email: str,
+    access: str,
+    with_password: bool,
+    invited_by: str,
+    now: dt.datetime,
+) -> Invited:
     password = generate_password() if with_password else None
     # Without a password yet, the stored hash is of a random value nobody knows.
     person = Person(

@@ -1,34 +1,25 @@
-"""Service-account management beyond creation: listing, secret rotation, caps."""
+"""Service-account management beyond creation: listing, secret rotation."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cardvault.accounts.errors import LimitReached, ValidationFailed
+from cardvault.accounts.auditing import record, refusals
+from cardvault.accounts.errors import ValidationFailed
 from cardvault.accounts.grants import account_holding, check_grant, require
 from cardvault.accounts.scopes import Holding
 from cardvault.accounts.services import get_service_account
+from cardvault.audit import Actor
 from cardvault.crypto import ClientSecret, SecretHasher, generate_client_secret
+from cardvault.store.changes import publish_change
 from cardvault.store.models import ServiceAccount
 from cardvault.store.paging import Cursor, newest_first
-from cardvault.sync.changes import publish_change
 
 MAX_GRACE = dt.timedelta(days=7)
-
-
-def check_cap(session: Session, org_id: str, cap: int) -> None:
-    """Raise :class:`LimitReached` if the organization already has ``cap`` accounts."""
-    count = session.scalar(
-        select(func.count())
-        .select_from(ServiceAccount)
-        .where(ServiceAccount.org_id == org_id, ServiceAccount.status != "deleted")
-    )
-    if (count or 0) >= cap:
-        raise LimitReached(f"the organization already has {cap} service accounts (the limit)")
 
 
 def list_service_accounts(
@@ -48,6 +39,7 @@ def rotate_secret(
     client_id: str,
     *,
     grantor: Holding,
+    actor: Actor | None,
     grace: dt.timedelta,
     now: dt.datetime,
 ) -> tuple[ServiceAccount, ClientSecret]:
@@ -55,17 +47,22 @@ def rotate_secret(
 
     At most two secrets are ever valid: the new one and the one it replaces. Whoever
     gets the new secret can act as the account, so ``grantor`` must be allowed to grant
-    everything the account holds (raises :class:`InsufficientScope`).
+    everything the account holds (raises :class:`InsufficientScope`). Recorded as
+    ``service_account.rotate_secret`` by ``actor``, refusals included.
     """
-    require(grantor, "service-accounts:write", parameter="client_id")
-    if grace < dt.timedelta(0) or grace > MAX_GRACE:
-        raise ValidationFailed("grace_period", "must be between 0 seconds and 7 days")
-    account = get_service_account(session, org_id, client_id)
-    check_grant(grantor, account_holding(account), field="client_id", parameter=True)
+    action, kind = "service_account.rotate_secret", "service_account"
+    with refusals(actor, action, target_type=kind, target_id=client_id):
+        require(grantor, "service-accounts:write", parameter="client_id")
+        if grace < dt.timedelta(0) or grace > MAX_GRACE:
+            raise ValidationFailed("grace_period", "must be between 0 seconds and 7 days")
+        account = get_service_account(session, org_id, client_id)
+        check_grant(grantor, account_holding(account), field="client_id", parameter=True)
     secret = generate_client_secret()
     account.previous_secret_hash = account.secret_hash
     account.previous_secret_expires_at = now + grace
     account.secret_hash = hasher.hash(secret)
     account.secret_created_at = now
     publish_change(session, "client", client_id)
+    details = {"grace_period": int(grace.total_seconds())}
+    record(session, actor, action, target_type=kind, target_id=client_id, details=details)
     return account, secret

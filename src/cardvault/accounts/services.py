@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from cardvault.accounts.errors import NotFound, ValidationFailed
+from cardvault.accounts.auditing import record, refusals
+from cardvault.accounts.errors import LimitReached, NotFound, ValidationFailed
 from cardvault.accounts.grants import check_grant, require
 from cardvault.accounts.scopes import CARD_SCOPES, Holding, is_known
+from cardvault.audit import Actor
 from cardvault.crypto import (
     ClientSecret,
     SecretHasher,
@@ -21,8 +23,8 @@ from cardvault.crypto import (
     generate_client_secret,
     random_id,
 )
+from cardvault.store.changes import publish_change
 from cardvault.store.models import Member, Organization, ServiceAccount, Vault
-from cardvault.sync.changes import publish_change
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MIN_LIFESPAN, MAX_LIFESPAN = 60, 3600
@@ -104,10 +106,14 @@ def create_organization(session: Session, name: str) -> Organization:
     return org
 
 
-def create_vault(session: Session, org_id: str, name: str) -> Vault:
+def create_vault(session: Session, org_id: str, name: str, *, actor: Actor | None) -> Vault:
+    """A new vault of the organization, recorded as ``vault.create`` by ``actor``."""
     vault = Vault(id=random_id("vlt_"), org_id=org_id, name=name)
     session.add(vault)
     session.flush()
+    record(
+        session, actor, "vault.create", target_type="vault", target_id=vault.id, vault_id=vault.id
+    )
     return vault
 
 
@@ -143,10 +149,59 @@ def _validate_service_account(
             raise ValidationFailed("vault_ids", f"vault {missing[0]!r} is not in the organization")
 
 
+def _check_cap(session: Session, org_id: str, cap: int) -> None:
+    """Raise :class:`LimitReached` if the organization already has ``cap`` accounts."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(ServiceAccount)
+        .where(ServiceAccount.org_id == org_id, ServiceAccount.status != "deleted")
+    )
+    if (count or 0) >= cap:
+        raise LimitReached(f"the organization already has {cap} service accounts (the limit)")
+
+
 def create_service_account(
     session: Session,
     hasher: SecretHasher,
     *,
+    grantor: Holding,
+    actor: Actor | None,
+    org_id: str,
+    name: str,
+    scopes: Sequence[str],
+    vault_ids: Sequence[str],
+    lifespan: int,
+    cap: int | None = None,
+) -> tuple[ServiceAccount, ClientSecret]:
+    """Create an account, its write membership and its first secret (returned once).
+
+    ``grantor`` is what the caller holds: it needs ``service-accounts:write`` and may
+    grant only what it holds, on the vaults it reaches (raises
+    :class:`InsufficientScope`). ``cap``: the most live accounts the organization may
+    have (raises :class:`LimitReached`). Recorded as ``service_account.create`` by
+    ``actor``, refusals included.
+    """
+    with refusals(actor, "service_account.create", target_type="service_account", target_id=None):
+        if cap is not None:
+            _check_cap(session, org_id, cap)
+        account, secret = _create_service_account(
+            session, hasher, grantor, org_id, name, scopes, vault_ids, lifespan
+        )
+    details = {"scopes": account.scopes, "vault_ids": account.vault_ids}
+    record(
+        session,
+        actor,
+        "service_account.create",
+        target_type="service_account",
+        target_id=account.client_id,
+        details=details,
+    )
+    return account, secret
+
+
+def _create_service_account(
+    session: Session,
+    hasher: SecretHasher,
     grantor: Holding,
     org_id: str,
     name: str,
@@ -154,11 +209,6 @@ def create_service_account(
     vault_ids: Sequence[str],
     lifespan: int,
 ) -> tuple[ServiceAccount, ClientSecret]:
-    """Create an account, its write membership and its first secret (returned once).
-
-    ``grantor`` is who asks: it needs ``service-accounts:write`` and may grant only
-    what it holds, on the vaults it reaches (raises :class:`InsufficientScope`).
-    """
     scopes = list(dict.fromkeys(scopes))
     vault_ids = list(dict.fromkeys(vault_ids))
     require(grantor, "service-accounts:write", parameter="org_id")
@@ -204,8 +254,20 @@ def get_service_account(session: Session, org_id: str, client_id: str) -> Servic
     return account
 
 
-def delete_service_account(session: Session, org_id: str, client_id: str, now: dt.datetime) -> None:
-    """Delete the account and its membership; every worker refuses its tokens promptly."""
+def delete_service_account(
+    session: Session, org_id: str, client_id: str, now: dt.datetime, *, actor: Actor | None
+) -> None:
+    """Delete the account and its membership; every worker refuses its tokens promptly.
+    Recorded as ``service_account.delete`` by ``actor``, refusals included."""
+    action, kind = "service_account.delete", "service_account"
+    with refusals(actor, action, target_type=kind, target_id=client_id):
+        revoke_service_account(session, org_id, client_id, now)
+    record(session, actor, action, target_type=kind, target_id=client_id)
+
+
+def revoke_service_account(session: Session, org_id: str, client_id: str, now: dt.datetime) -> None:
+    """Delete the account and its membership, as part of a change recorded by the caller
+    (removing its member)."""
     account = get_service_account(session, org_id, client_id)
     account.status = "deleted"
     account.deleted_at = now

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from fastapi import Request
 from sqlalchemy.orm import Session
@@ -12,9 +11,9 @@ from sqlalchemy.orm import Session
 from cardvault.accounts.errors import AccountsError
 from cardvault.accounts.grants import caller_holding
 from cardvault.accounts.scopes import Holding
-from cardvault.audit import AuditRecord
-from cardvault.runtime import Runtime
 from cardvault.web.auth import Principal
+from cardvault.audit import Actor
+from cardvault.runtime import Runtime
 from cardvault.web.errors import ResourceNotFound
 
 
@@ -43,56 +42,18 @@ def grantor(session: Session, principal: Principal) -> Holding:
     )
 
 
-def record(
-    principal: Principal,
-    request: Request,
-    action: str,
-    *,
-    target_type: str,
-    target_id: str | None,
-    outcome: str = "success",
-    reason: str | None = None,
-    vault_id: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> AuditRecord:
-    return AuditRecord(
-        actor_type=principal.actor_type,
-        actor_id=principal.actor_id,
-        action=action,
-        outcome=outcome,
-        reason=reason,
-        org_id=principal.org_id,
-        vault_id=vault_id,
-        target_type=target_type,
-        target_id=target_id,
-        source_ip=source_ip(request),
-        details=details,
-    )
+def actor(principal: Principal, request: Request) -> Actor:
+    """The caller as the author of the audit records the services write."""
+    return Actor(principal.actor_type, principal.actor_id, principal.org_id, source_ip(request))
 
 
 @contextmanager
-def audit_failures(
-    principal: Principal,
-    request: Request,
-    action: str,
-    *,
-    target_type: str,
-    target_id: str | None,
-) -> Iterator[None]:
-    """Record a refused change (the change's own transaction was rolled back)."""
+def audit_refusals(request: Request) -> Iterator[None]:
+    """Write the record of a change the domain refused, once its transaction has rolled
+    back (the service built it: ``AccountsError.refusal``)."""
     try:
         yield
     except AccountsError as error:
-        runtime_of(request).audit.add(
-            record(
-                principal,
-                request,
-                action,
-                target_type=target_type,
-                target_id=target_id,
-                outcome="failure",
-                reason=f"{error.code}: {error}"[:128],
-                details=error.source,
-            )
-        )
+        if error.refusal is not None:
+            runtime_of(request).audit.add(error.refusal)
         raise

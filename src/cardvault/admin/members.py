@@ -9,10 +9,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
 from cardvault.accounts import members
-from cardvault.admin.common import audit_failures, grantor, own_org, record, runtime_of
-from cardvault.audit import write_audit
-from cardvault.store.types import utcnow
+from cardvault.admin.common import actor, audit_refusals, grantor, own_org, runtime_of
 from cardvault.web.auth import Principal, require_scope
+from cardvault.store.types import utcnow
 
 router = APIRouter(prefix="/organizations/{org_id}/members", tags=["members"])
 
@@ -72,10 +71,7 @@ def change_access(
     """
     own_org(org_id, principal)
     runtime = runtime_of(request)
-    with (
-        audit_failures(principal, request, "member.update", target_type="member", target_id=member),
-        runtime.db.transaction() as session,
-    ):
+    with audit_refusals(request), runtime.db.transaction() as session:
         view = members.set_member_access(
             session,
             org_id,
@@ -83,17 +79,7 @@ def change_access(
             body.access,
             runtime.settings.members_domain,
             grantor=grantor(session, principal),
-        )
-        write_audit(
-            session,
-            record(
-                principal,
-                request,
-                "member.update",
-                target_type="member",
-                target_id=view.name,
-                details={"access": body.access},
-            ),
+            actor=actor(principal, request),
         )
         return _out(view)
 
@@ -104,20 +90,14 @@ def remove(org_id: str, member: str, request: Request, principal: Writer) -> Res
     person with write access is 409 ``last-admin``."""
     own_org(org_id, principal)
     runtime = runtime_of(request)
-    with (
-        audit_failures(principal, request, "member.remove", target_type="member", target_id=member),
-        runtime.db.transaction() as session,
-    ):
-        view = members.remove_member(
+    with audit_refusals(request), runtime.db.transaction() as session:
+        members.remove_member(
             session,
             org_id,
             member,
             runtime.settings.members_domain,
             utcnow(),
             grantor=grantor(session, principal),
-        )
-        write_audit(
-            session,
-            record(principal, request, "member.remove", target_type="member", target_id=view.name),
+            actor=actor(principal, request),
         )
     return Response(status_code=204)

@@ -16,12 +16,11 @@ from cardvault.accounts.services import (
     delete_service_account,
     get_service_account,
 )
-from cardvault.admin.common import audit_failures, grantor, own_org, record, runtime_of
-from cardvault.audit import write_audit
+from cardvault.admin.common import actor, audit_refusals, grantor, own_org, runtime_of
+from cardvault.web.auth import Principal, require_scope
 from cardvault.store.models import ServiceAccount
 from cardvault.store.paging import CursorCodec
 from cardvault.store.types import utcnow
-from cardvault.web.auth import Principal, require_scope
 
 router = APIRouter(prefix="/organizations/{org_id}/service-accounts", tags=["service accounts"])
 
@@ -120,37 +119,18 @@ def create(
     own_org(org_id, principal)
     runtime = runtime_of(request)
     settings = runtime.settings
-    with (
-        audit_failures(
-            principal,
-            request,
-            "service_account.create",
-            target_type="service_account",
-            target_id=None,
-        ),
-        runtime.db.transaction() as session,
-    ):
-        sa.check_cap(session, org_id, settings.max_service_accounts_per_org)
+    with audit_refusals(request), runtime.db.transaction() as session:
         account, secret = create_service_account(
             session,
             runtime.hasher,
             grantor=grantor(session, principal),
+            actor=actor(principal, request),
             org_id=org_id,
             name=body.name,
             scopes=body.scopes,
             vault_ids=_vault_ids(body),
             lifespan=body.access_token_lifespan or settings.access_token_lifespan,
-        )
-        write_audit(
-            session,
-            record(
-                principal,
-                request,
-                "service_account.create",
-                target_type="service_account",
-                target_id=account.client_id,
-                details={"scopes": account.scopes, "vault_ids": account.vault_ids},
-            ),
+            cap=settings.max_service_accounts_per_org,
         )
         return CreatedServiceAccount(
             **_out(account, settings.members_domain).model_dump(), client_secret=secret.reveal()
@@ -191,26 +171,9 @@ def get(org_id: str, client_id: str, request: Request, principal: Reader) -> Ser
 def delete(org_id: str, client_id: str, request: Request, principal: Writer) -> Response:
     own_org(org_id, principal)
     runtime = runtime_of(request)
-    with (
-        audit_failures(
-            principal,
-            request,
-            "service_account.delete",
-            target_type="service_account",
-            target_id=client_id,
-        ),
-        runtime.db.transaction() as session,
-    ):
-        delete_service_account(session, org_id, client_id, utcnow())
-        write_audit(
-            session,
-            record(
-                principal,
-                request,
-                "service_account.delete",
-                target_type="service_account",
-                target_id=client_id,
-            ),
+    with audit_refusals(request), runtime.db.transaction() as session:
+        delete_service_account(
+            session, org_id, client_id, utcnow(), actor=actor(principal, request)
         )
     return Response(status_code=204)
 
@@ -232,35 +195,16 @@ def rotate(
     own_org(org_id, principal)
     runtime = runtime_of(request)
     grace = dt.timedelta(seconds=(body or RotateIn()).grace_period)
-    with (
-        audit_failures(
-            principal,
-            request,
-            "service_account.rotate_secret",
-            target_type="service_account",
-            target_id=client_id,
-        ),
-        runtime.db.transaction() as session,
-    ):
+    with audit_refusals(request), runtime.db.transaction() as session:
         account, secret = sa.rotate_secret(
             session,
             runtime.hasher,
             org_id,
             client_id,
             grantor=grantor(session, principal),
+            actor=actor(principal, request),
             grace=grace,
             now=utcnow(),
-        )
-        write_audit(
-            session,
-            record(
-                principal,
-                request,
-                "service_account.rotate_secret",
-                target_type="service_account",
-                target_id=client_id,
-                details={"grace_period": int(grace.total_seconds())},
-            ),
         )
         assert account.previous_secret_expires_at is not None
         return RotatedSecret(

@@ -10,10 +10,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from cardvault.accounts.services import create_vault
-from cardvault.admin.common import own_org, record, runtime_of
-from cardvault.audit import write_audit
-from cardvault.store.models import Vault
+from cardvault.admin.common import actor, own_org, runtime_of
 from cardvault.web.auth import Principal, require_scope
+from cardvault.store.models import Vault
 
 router = APIRouter(prefix="/organizations/{org_id}/vaults", tags=["vaults"])
 
@@ -62,16 +61,5 @@ def create(
     own_org(org_id, principal)
     runtime = runtime_of(request)
     with runtime.db.transaction() as session:
-        vault = create_vault(session, org_id, body.name)
-        write_audit(
-            session,
-            record(
-                principal,
-                request,
-                "vault.create",
-                target_type="vault",
-                target_id=vault.id,
-                vault_id=vault.id,
-            ),
-        )
+        vault = create_vault(session, org_id, body.name, actor=actor(principal, request))
         return _out(vault)

@@ -144,7 +144,7 @@ def delete_card(call: Call) -> None:
     cipher = runtime.vault_keys.cipher(caller.vault_id)
     with runtime.db.transaction() as session:
         card = cards.get_card(session, caller.vault_id, call.params["card_id"])
-        removed = network_tokens.delete_all_of_card(session, runtime.provider, card, cipher)
+        removed = network_tokens.delete_all_of_card(session, runtime.providers, card, cipher)
         cards.delete_card(session, caller.vault_id, card.id)
         write_audit(session, caller.record("card.delete", "card", card.id, network_tokens=removed))
 

@@ -135,7 +135,7 @@ def _transition(name: str, call: Call, reason: str) -> Reply:
         card = session.get(Card, token.card_id)
         assert card is not None
         tokens.Transition(name).run(
-            session, runtime.provider(card.brand), token, cipher, reason, card
+            session, runtime.providers(card.brand), token, cipher, reason, card
         )
         reply = Reply.json(token_out(token, card))
         if idem:
@@ -175,7 +175,7 @@ def get_cryptogram(call: Call) -> dict[str, object]:
         assert card is not None
         number, value = tokens.cryptogram(
             session,
-            runtime.provider(card.brand),
+            runtime.providers(card.brand),
             token,
             cipher,
             amount=body.amount,

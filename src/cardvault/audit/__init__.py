@@ -1,5 +1,5 @@
 """The append-only audit log."""
 
-from cardvault.audit.services import AuditBuffer, AuditRecord, bind_audit, write_audit
+from cardvault.audit.services import Actor, AuditBuffer, AuditRecord, bind_audit, write_audit
 
-__all__ = ["AuditBuffer", "AuditRecord", "bind_audit", "write_audit"]
+__all__ = ["Actor", "AuditBuffer", "AuditRecord", "bind_audit", "write_audit"]

@@ -55,6 +55,43 @@ class AuditRecord:
     occurred_at: dt.datetime = dataclasses.field(default_factory=utcnow)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts, in which organization, and from where: the author of the audit
+    records of an action. The front ends build it from their caller (a bearer token,
+    a dashboard session); the services that perform the action write the records."""
+
+    type: str  # service_account | person | system
+    id: str | None
+    org_id: str | None
+    source_ip: str | None = None
+
+    def record(
+        self,
+        action: str,
+        *,
+        target_type: str,
+        target_id: str | None,
+        outcome: str = "success",
+        reason: str | None = None,
+        vault_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        return AuditRecord(
+            actor_type=self.type,
+            actor_id=self.id,
+            action=action,
+            outcome=outcome,
+            reason=reason,
+            org_id=self.org_id,
+            vault_id=vault_id,
+            target_type=target_type,
+            target_id=target_id,
+            source_ip=self.source_ip,
+            details=details,
+        )
+
+
 _FIELDS = tuple(f.name for f in dataclasses.fields(AuditRecord))
 _INSERT = Direct(insert(Base.metadata.tables["audit_events"]))
 

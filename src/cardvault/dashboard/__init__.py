@@ -13,7 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from cardvault.accounts.errors import AccountsError, NotFound
 from cardvault.dashboard import credentials, organization, pages, signin
-from cardvault.dashboard.web import HERE, Refusal, SignInRequired, redirect, render, sign_in_url
+from cardvault.dashboard.common import HERE, Refusal, SignInRequired, redirect, render, sign_in_url
 from cardvault.oauth.throttle import FailureThrottle
 from cardvault.settings import Settings
 from cardvault.store.unavailable import RETRY_AFTER, is_unavailable

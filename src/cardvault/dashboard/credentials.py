@@ -18,13 +18,11 @@ from cardvault.accounts.services import (
     delete_service_account,
     get_service_account,
 )
-from cardvault.audit import write_audit
-from cardvault.dashboard.organization import audit_refusal, page_status
-from cardvault.dashboard.sessions import SignedIn
-from cardvault.dashboard.web import (
+from cardvault.dashboard.common import (
     Refusal,
+    actor,
+    audit_refusal,
     field,
-    person_record,
     redirect,
     render,
     require_write,
@@ -32,6 +30,8 @@ from cardvault.dashboard.web import (
     signed_form,
     viewer,
 )
+from cardvault.dashboard.organization import page_status
+from cardvault.dashboard.sessions import SignedIn
 from cardvault.store.models import Vault
 from cardvault.store.types import utcnow
 
@@ -99,27 +99,17 @@ async def create(request: Request) -> Response:
     scopes, vault = form.get("scopes", []), field(form, "vault")
     try:
         with runtime.db.transaction() as session:
-            sa.check_cap(session, signed.who.org_id, settings.max_service_accounts_per_org)
             account, secret = create_service_account(
                 session,
                 runtime.hasher,
                 grantor=person_holding(signed.who.access),
+                actor=actor(signed, request),
                 org_id=signed.who.org_id,
                 name=field(form, "name"),
                 scopes=scopes,
                 vault_ids=[vault] if vault else [],
                 lifespan=_lifespan(field(form, "lifespan"), settings.access_token_lifespan),
-            )
-            write_audit(
-                session,
-                person_record(
-                    signed,
-                    request,
-                    "service_account.create",
-                    target_type="service_account",
-                    target_id=account.client_id,
-                    details={"scopes": account.scopes, "vault_ids": account.vault_ids},
-                ),
+                cap=settings.max_service_accounts_per_org,
             )
             shown = {
                 "client_id": account.client_id,
@@ -129,14 +119,7 @@ async def create(request: Request) -> Response:
                 "member": f"{account.client_id}@{settings.members_domain}",
             }
     except AccountsError as error:
-        audit_refusal(
-            signed,
-            request,
-            "service_account.create",
-            error,
-            target_type="service_account",
-            target_id=None,
-        )
+        audit_refusal(request, error)
         values = {
             "scopes": scopes,
             "name": field(form, "name"),
@@ -196,19 +179,9 @@ async def rotate(client_id: str, request: Request) -> Response:
                 signed.who.org_id,
                 client_id,
                 grantor=person_holding(signed.who.access),
+                actor=actor(signed, request),
                 grace=grace,
                 now=utcnow(),
-            )
-            write_audit(
-                session,
-                person_record(
-                    signed,
-                    request,
-                    "service_account.rotate_secret",
-                    target_type="service_account",
-                    target_id=client_id,
-                    details={"grace_period": int(grace.total_seconds())},
-                ),
             )
             shown = {
                 "client_id": client_id,
@@ -218,14 +191,7 @@ async def rotate(client_id: str, request: Request) -> Response:
                 "previous_until": account.previous_secret_expires_at,
             }
     except AccountsError as error:
-        audit_refusal(
-            signed,
-            request,
-            "service_account.rotate_secret",
-            error,
-            target_type="service_account",
-            target_id=client_id,
-        )
+        audit_refusal(request, error)
         raise Refusal(page_status(error), "Not possible", str(error)) from error
     return render(
         request, "secret.html", signed=signed, account=shown, secret=secret.reveal(), created=False
@@ -254,15 +220,7 @@ async def delete(client_id: str, request: Request) -> Response:
     signed, _form = await signed_form(request)
     runtime = runtime_of(request)
     with runtime.db.transaction() as session:
-        delete_service_account(session, signed.who.org_id, client_id, utcnow())
-        write_audit(
-            session,
-            person_record(
-                signed,
-                request,
-                "service_account.delete",
-                target_type="service_account",
-                target_id=client_id,
-            ),
+        delete_service_account(
+            session, signed.who.org_id, client_id, utcnow(), actor=actor(signed, request)
         )
     return redirect("/dashboard/settings#service-accounts")

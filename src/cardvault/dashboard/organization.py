@@ -12,13 +12,11 @@ from cardvault.accounts import members, people
 from cardvault.accounts import service_accounts as sa
 from cardvault.accounts.errors import AccountsError, InsufficientScope, LastAdmin, NotFound
 from cardvault.accounts.grants import person_holding
-from cardvault.audit import write_audit
-from cardvault.crypto import mask_pans
-from cardvault.dashboard.sessions import SignedIn
-from cardvault.dashboard.web import (
+from cardvault.dashboard.common import (
     Refusal,
+    actor,
+    audit_refusal,
     field,
-    person_record,
     redirect,
     render,
     require_write,
@@ -26,6 +24,7 @@ from cardvault.dashboard.web import (
     signed_form,
     viewer,
 )
+from cardvault.dashboard.sessions import SignedIn
 from cardvault.store.models import Vault
 from cardvault.store.types import utcnow
 
@@ -33,40 +32,14 @@ router = APIRouter()
 Viewer = Annotated[SignedIn, Depends(viewer)]
 
 
-def audit_refusal(
-    signed: SignedIn,
-    request: Request,
-    action: str,
-    error: AccountsError,
-    *,
-    target_type: str,
-    target_id: str | None,
-) -> None:
-    """Record a change the domain refused (its own transaction was rolled back)."""
-    runtime_of(request).audit.add(
-        person_record(
-            signed,
-            request,
-            action,
-            target_type=target_type,
-            target_id=None if target_id is None else mask_pans(target_id)[:128],
-            outcome="failure",
-            reason=mask_pans(f"{error.code}: {error}")[:128],
-            details=error.source,
-        )
-    )
-
-
 def page_status(error: AccountsError) -> int:
     """A refusal keeps its status (403, 404, 409); a mistake in the form is a 400."""
     return error.status if isinstance(error, InsufficientScope | LastAdmin | NotFound) else 400
 
 
-def _members_refusal(
-    request: Request, signed: SignedIn, action: str, member_id: str, error: AccountsError
-) -> Response:
+def _members_refusal(request: Request, signed: SignedIn, error: AccountsError) -> Response:
     """The settings page again, with the reason above the members."""
-    audit_refusal(signed, request, action, error, target_type="member", target_id=member_id)
+    audit_refusal(request, error)
     context = settings_context(request, signed)
     return render(
         request,
@@ -150,27 +123,17 @@ async def change_access(member_id: str, request: Request) -> Response:
     access = field(form, "access")
     try:
         with runtime.db.transaction() as session:
-            view = members.set_member_access(
+            members.set_member_access(
                 session,
                 signed.who.org_id,
                 member_id,
                 access,
                 runtime.settings.members_domain,
                 grantor=person_holding(signed.who.access),
-            )
-            write_audit(
-                session,
-                person_record(
-                    signed,
-                    request,
-                    "member.update",
-                    target_type="member",
-                    target_id=view.name,
-                    details={"access": access},
-                ),
+                actor=actor(signed, request),
             )
     except AccountsError as error:
-        return _members_refusal(request, signed, "member.update", member_id, error)
+        return _members_refusal(request, signed, error)
     return redirect("/dashboard/settings#members")
 
 
@@ -203,22 +166,17 @@ async def remove_member(member_id: str, request: Request) -> Response:
     runtime = runtime_of(request)
     try:
         with runtime.db.transaction() as session:
-            view = members.remove_member(
+            members.remove_member(
                 session,
                 signed.who.org_id,
                 member_id,
                 runtime.settings.members_domain,
                 utcnow(),
                 grantor=person_holding(signed.who.access),
-            )
-            write_audit(
-                session,
-                person_record(
-                    signed, request, "member.remove", target_type="member", target_id=view.name
-                ),
+                actor=actor(signed, request),
             )
     except AccountsError as error:
-        return _members_refusal(request, signed, "member.remove", member_id, error)
+        return _members_refusal(request, signed, error)
     return redirect("/dashboard/settings#members")
 
 
@@ -238,23 +196,11 @@ async def invite(request: Request) -> Response:
                 with_password=field(form, "method") == "password",
                 invited_by=signed.who.email,
                 grantor=person_holding(signed.who.access),
+                actor=actor(signed, request),
                 now=utcnow(),
             )
-            write_audit(
-                session,
-                person_record(
-                    signed,
-                    request,
-                    "member.invite",
-                    target_type="member",
-                    target_id=invited.email,
-                    details={"access": field(form, "access", "read")},
-                ),
-            )
     except AccountsError as error:
-        audit_refusal(
-            signed, request, "member.invite", error, target_type="member", target_id=email
-        )
+        audit_refusal(request, error)
         context = settings_context(request, signed)
         return render(
             request,

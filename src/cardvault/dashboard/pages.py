@@ -10,18 +10,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from cardvault.accounts.services import create_vault
-from cardvault.audit import write_audit
 from cardvault.dashboard import queries
-from cardvault.dashboard.sessions import SignedIn
-from cardvault.dashboard.web import (
+from cardvault.dashboard.common import (
+    actor,
     field,
-    person_record,
     redirect,
     render,
     runtime_of,
     signed_form,
     viewer,
 )
+from cardvault.dashboard.sessions import SignedIn
 from cardvault.oauth.device import decide, display_user_code, normalize_user_code, pending_request
 from cardvault.oauth.errors import InvalidGrant
 from cardvault.store.types import utcnow
@@ -59,18 +58,7 @@ async def create(request: Request) -> Response:
         )
     runtime = runtime_of(request)
     with runtime.db.transaction() as session:
-        vault = create_vault(session, signed.who.org_id, name)
-        write_audit(
-            session,
-            person_record(
-                signed,
-                request,
-                "vault.create",
-                target_type="vault",
-                target_id=vault.id,
-                vault_id=vault.id,
-            ),
-        )
+        create_vault(session, signed.who.org_id, name, actor=actor(signed, request))
     return redirect("/dashboard/vaults")
 
 
@@ -150,16 +138,8 @@ async def device_decision(request: Request) -> Response:
     approve = field(form, "decision") == "approve"
     try:
         with runtime.db.transaction() as session:
-            status = decide(session, code, signed.who, approve, utcnow())
-            write_audit(
-                session,
-                person_record(
-                    signed,
-                    request,
-                    "device.approve" if approve else "device.deny",
-                    target_type="device_code",
-                    target_id=display_user_code(code),
-                ),
+            status = decide(
+                session, code, signed.who, approve, utcnow(), actor=actor(signed, request)
             )
     except InvalidGrant:
         return render(

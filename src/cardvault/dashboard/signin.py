@@ -13,8 +13,7 @@ from starlette.responses import Response
 from cardvault.accounts import people
 from cardvault.accounts.errors import AccountsError, ValidationFailed
 from cardvault.audit import AuditRecord, write_audit
-from cardvault.dashboard.sessions import end_session, start_session
-from cardvault.dashboard.web import (
+from cardvault.dashboard.common import (
     FORM_COOKIE,
     SESSION_COOKIE,
     check_csrf,
@@ -29,6 +28,7 @@ from cardvault.dashboard.web import (
     source_ip,
     with_form_cookie,
 )
+from cardvault.dashboard.sessions import end_session, start_session
 from cardvault.oauth.throttle import FailureThrottle
 from cardvault.runtime import Runtime
 from cardvault.store.types import utcnow

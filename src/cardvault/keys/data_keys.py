@@ -25,9 +25,9 @@ from cardvault.crypto import (
     unwrap_data_key,
     wrap_data_key,
 )
+from cardvault.store.changes import publish_change
 from cardvault.store.db import Database
 from cardvault.store.models import Base, Card, DataKey, Vault, WrappedSecret
-from cardvault.sync.changes import publish_change
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 
 from cardvault.crypto import KeyProvider, KeyRing, generate_signing_key
 from cardvault.crypto.signing import StoredKey
+from cardvault.store.changes import publish_change
 from cardvault.store.db import Database
 from cardvault.store.models import SigningKey, WrappedSecret
 from cardvault.store.types import utcnow
-from cardvault.sync.changes import publish_change
 
 PEPPER = "client-secret-pepper"
 

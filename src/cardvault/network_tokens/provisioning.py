@@ -261,7 +261,7 @@ def _prepare(
     if live is not None:
         return _Provision(enrolment, card, live, None)
     item = Provisioning(card, expiry.month, expiry.year, pan=pan, cvc=request.cvc)
-    plan = plan_tokens(db, caller.runtime.provider, [item], cipher, {})
+    plan = plan_tokens(db, caller.runtime.providers, [item], cipher, {})
     refusal = plan.results[0]
     if not isinstance(refusal, ProviderError):
         if refusal is None or (enrolment is not None and not enrolment.created):

@@ -1,4 +1,8 @@
-"""Card networks: brand detection and token service providers (simulators)."""
+"""Card networks: brand detection and token service providers (simulators).
+
+Services reach a network only through :class:`TokenServiceProvider`, looked up in the
+:class:`Providers` that :func:`providers` builds once per process from the settings.
+"""
 
 from cardvault.networks.iin import brand_of
 from cardvault.networks.provider import (
@@ -15,13 +19,15 @@ from cardvault.networks.provider import (
     NetworkUnavailable,
     NotActive,
     ProviderError,
+    Providers,
     ProvisionRequest,
     Rejected,
     TokenServiceProvider,
     TokenStatus,
 )
-from cardvault.networks.simulator import NetworkSimulator, provider_for, simulators
-from cardvault.networks.test_cards import TEST_CARDS, Outcome
+from cardvault.networks.registry import providers
+from cardvault.networks.simulator import NetworkSimulator, simulators
+from cardvault.networks.simulator_cards import TEST_CARDS, Outcome
 
 __all__ = [
     "ACTIVE",
@@ -40,11 +46,12 @@ __all__ = [
     "NotActive",
     "Outcome",
     "ProviderError",
+    "Providers",
     "ProvisionRequest",
     "Rejected",
     "TokenServiceProvider",
     "TokenStatus",
     "brand_of",
-    "provider_for",
+    "providers",
     "simulators",
 ]

@@ -9,7 +9,9 @@ network's state changes commit together with the platform's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -150,3 +152,26 @@ class TokenServiceProvider(Protocol):
     ) -> bool:
         """True once for a cryptogram this network issued for these values; then False."""
         ...
+
+
+class Providers:
+    """The provider of each card brand: ``providers(brand)``. Built once per process
+    (see :mod:`cardvault.networks.registry`) and handed to the services."""
+
+    def __init__(self, by_brand: Mapping[str, TokenServiceProvider]) -> None:
+        self._by_brand = MappingProxyType(dict(by_brand))
+
+    def __call__(self, brand: str) -> TokenServiceProvider:
+        """The provider of ``brand``; raises :class:`BrandNotSupported` for a brand
+        without one (JCB, Diners, UnionPay, …)."""
+        provider = self._by_brand.get(brand)
+        if provider is None:
+            raise BrandNotSupported(f"card brand {brand} is not supported")
+        return provider
+
+    @property
+    def brands(self) -> frozenset[str]:
+        return frozenset(self._by_brand)
+
+    def __repr__(self) -> str:
+        return f"Providers({sorted(self._by_brand)})"

@@ -5,7 +5,7 @@ mastercard, amex and discover against their own tables (``simulated_tokens``,
 ``simulated_cryptograms``) and behave the way the networks' token services do,
 closely enough for the platform and its tests. Token ranges, PAR, token expiry and
 the cryptogram and ECI tables are in :mod:`cardvault.networks.profiles`; the test
-cards and their outcomes in :mod:`cardvault.networks.test_cards`.
+cards and their outcomes in :mod:`cardvault.networks.simulator_cards`.
 
 Provisioning
     A card of another brand raises :class:`BrandNotSupported`, an impossible expiry
@@ -77,12 +77,13 @@ from cardvault.networks.provider import (
     NetworkUnavailable,
     NotActive,
     ProviderError,
+    Providers,
     ProvisionRequest,
     Rejected,
     TokenServiceProvider,
     TokenStatus,
 )
-from cardvault.networks.test_cards import Outcome, outcome_for
+from cardvault.networks.simulator_cards import Outcome, outcome_for
 from cardvault.store.models import SimulatedCryptogram, SimulatedToken
 from cardvault.store.types import utcnow
 
@@ -386,18 +387,19 @@ def simulators(
     }
 
 
-_DEFAULT_PROVIDERS = simulators()
+_DEFAULT_PROVIDERS = Providers(simulators())
 
 
 def provider_for(
     brand: str, providers: Mapping[str, TokenServiceProvider] | None = None
 ) -> TokenServiceProvider:
     """The provider of ``brand`` (default: the built-in simulators); raises
-    :class:`BrandNotSupported` for a brand without one (JCB, Diners, UnionPay, …)."""
-    provider = (_DEFAULT_PROVIDERS if providers is None else providers).get(brand)
-    if provider is None:
-        raise BrandNotSupported(f"card brand {brand} is not supported")
-    return provider
+    :class:`BrandNotSupported` for a brand without one (JCB, Diners, UnionPay, …).
+
+    Kept for the HTTP routes that still name the simulators; everything else takes
+    the :class:`Providers` that :func:`cardvault.networks.registry.providers` builds.
+    """
+    return (_DEFAULT_PROVIDERS if providers is None else Providers(providers))(brand)
 
 
 __all__ = [

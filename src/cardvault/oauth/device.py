@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.accounts.people import Identity, identity, person_scopes
-from cardvault.audit import AuditBuffer, AuditRecord
+from cardvault.audit import Actor, AuditBuffer, AuditRecord, write_audit
 from cardvault.crypto import KeyRing, SecretHasher, generate_token, generate_user_code
 from cardvault.oauth.errors import (
     AccessDenied,
@@ -60,12 +60,29 @@ def pending_request(session: Session, user_code: str, now: dt.datetime) -> Devic
     return row
 
 
-def decide(session: Session, user_code: str, who: Identity, approve: bool, now: dt.datetime) -> str:
-    """Record the person's decision on a pending request; returns the new status."""
+def decide(
+    session: Session,
+    user_code: str,
+    who: Identity,
+    approve: bool,
+    now: dt.datetime,
+    *,
+    actor: Actor,
+) -> str:
+    """Record the person's decision on a pending request; returns the new status.
+    Audited as ``device.approve`` or ``device.deny`` by ``actor``."""
     row = pending_request(session, user_code, now)
     row.status = "approved" if approve else "denied"
     row.person_id = who.person_id
     row.org_id = who.org_id
+    write_audit(
+        session,
+        actor.record(
+            "device.approve" if approve else "device.deny",
+            target_type="device_code",
+            target_id=display_user_code(normalize_user_code(user_code)),
+        ),
+    )
     return row.status
 
 

@@ -20,10 +20,10 @@ from cardvault.audit import AuditRecord, write_audit
 from cardvault.crypto import KeyRing, TokenInvalid
 from cardvault.oauth.client_auth import ClientAuthenticator
 from cardvault.oauth.errors import InvalidRequest, UnauthorizedClient
+from cardvault.store.changes import publish_change
 from cardvault.store.db import Database
 from cardvault.store.models import RevokedToken
 from cardvault.store.types import utcnow
-from cardvault.sync.changes import publish_change
 
 
 @dataclass

@@ -21,18 +21,16 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select
 
+from cardvault.store.changes import CHANNEL
 from cardvault.store.db import PG_CONNECT_ARGS, Database
 from cardvault.store.feeds import START, CommitOrder, Position
 from cardvault.store.models import Change
-from cardvault.store.types import utcnow
 from cardvault.store.unavailable import log_failure
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "cardvault_changes"
 RETAIN_CHANGES = dt.timedelta(days=1)
 
 
@@ -41,13 +39,6 @@ class ChangeEvent:
     id: int
     kind: str
     subject: str
-
-
-def publish_change(session: Session, kind: str, subject: str) -> None:
-    """Record a change inside the caller's transaction; it reaches workers on commit."""
-    session.add(Change(kind=kind, subject=subject, created_at=utcnow()))
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
 class ChangeFeed:

@@ -42,12 +42,6 @@ _DNS_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 _FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\]")
 
 
-def parse_networks(value: str) -> tuple[IpNetwork, ...]:
-    """``"127.0.0.0/8, ::1"`` → networks; raises ValueError on a bad entry."""
-    items = [item.strip() for item in value.split(",") if item.strip()]
-    return tuple(ipaddress.ip_network(item, strict=False) for item in items)
-
-
 def embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
     """The IPv4 addresses an IPv6 address carries: IPv4-mapped, 6to4 (RFC 3056),
     Teredo server and (de-obfuscated) client (RFC 4380), NAT64 (RFC 6052, RFC 8215) and

@@ -25,7 +25,7 @@ from cardvault.bulk.plan import JobKeys
 from cardvault.bulk.processing import ChunkResult, Prepared, prepare_chunk, write_chunk
 from cardvault.crypto.pan import Pan
 from cardvault.keys.vault_keys import VaultKeys
-from cardvault.networks.simulator import provider_for
+from cardvault.networks.registry import providers
 from cardvault.store import Database, create_database
 from cardvault.store.bulk_models import BulkJob, BulkRow
 from cardvault.store.types import utcnow
@@ -36,6 +36,7 @@ from tests.functional.bulk.helpers import Bulk, Counts, csv_text
 from tests.servers import Server
 
 HOUR = dt.timedelta(hours=1)
+PROVIDERS = providers()  # the server's: the default token service
 
 
 @dataclass
@@ -48,11 +49,11 @@ class Chunks:
 
     def prepare(self) -> Prepared:
         with self.db.sessions() as session:
-            return prepare_chunk(session, self.keys, provider_for, self.claim)
+            return prepare_chunk(session, self.keys, PROVIDERS, self.claim)
 
     def write(self, prepared: Prepared) -> ChunkResult | None:
         with self.db.transaction() as session:
-            return write_chunk(session, self.keys, provider_for, prepared)
+            return write_chunk(session, self.keys, PROVIDERS, prepared)
 
 
 MakeChunks = Callable[[Bulk, Sequence[InputRow], dt.datetime], Chunks]

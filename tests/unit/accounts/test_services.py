@@ -10,11 +10,12 @@ from sqlalchemy import func, select
 
 from cardvault.accounts import services
 from cardvault.accounts.bootstrap import initialize
-from cardvault.accounts.errors import NotFound, ValidationFailed
+from cardvault.accounts.errors import LimitReached, NotFound, ValidationFailed
 from cardvault.accounts.grants import OPERATOR
+from cardvault.audit import Actor
 from cardvault.crypto import SecretHasher
 from cardvault.store import Database, create_database, upgrade
-from cardvault.store.models import Change, Member, ServiceAccount
+from cardvault.store.models import AuditEvent, Change, Member, ServiceAccount
 from cardvault.store.types import utcnow
 from tests.conftest import BACKENDS, Databases
 
@@ -33,9 +34,10 @@ def db(request: pytest.FixtureRequest, databases: Databases) -> Iterator[Databas
 def _account(db: Database, **overrides: object) -> tuple[str, str, str]:
     with db.transaction() as session:
         org = services.create_organization(session, "Acme")
-        vault = services.create_vault(session, org.id, "main")
+        vault = services.create_vault(session, org.id, "main", actor=None)
         args: dict[str, object] = {
             "grantor": OPERATOR,
+            "actor": None,
             "org_id": org.id,
             "name": "calm",
             "scopes": ["cards:write"],
@@ -71,14 +73,14 @@ def test_delete_refuses_and_publishes_a_change(db: Database) -> None:
     org_id, client_id, _ = _account(db)
     with db.transaction() as session:
         before = session.scalar(select(func.count()).select_from(Change))
-        services.delete_service_account(session, org_id, client_id, utcnow())
+        services.delete_service_account(session, org_id, client_id, utcnow(), actor=None)
     with db.sessions() as session:
         record = services.load_client(session, client_id)
         after = session.scalar(select(func.count()).select_from(Change))
     assert record is not None and record.refusal == "client deleted"
     assert after == (before or 0) + 1
     with db.transaction() as session, pytest.raises(NotFound):
-        services.delete_service_account(session, org_id, client_id, utcnow())
+        services.delete_service_account(session, org_id, client_id, utcnow(), actor=None)
 
 
 def test_read_access_refuses_the_client(db: Database) -> None:
@@ -132,3 +134,33 @@ def test_initialize_runs_once(db: Database) -> None:
     assert record is not None and record.scopes == ("organization:admin",)
     assert first.client_secret is not None
     assert HASHER.matches(first.client_secret, record.valid_hashes(0))
+
+
+def test_create_is_recorded_with_its_actor_and_the_cap_refusal_too(db: Database) -> None:
+    with db.transaction() as session:
+        org = services.create_organization(session, "Acme")
+    actor = Actor("person", "admin@example.com", org.id, "192.0.2.7")
+    args = {"grantor": OPERATOR, "actor": actor, "org_id": org.id, "name": "calm"}
+    args |= {"scopes": ["vaults:read"], "vault_ids": [], "lifespan": 300, "cap": 1}
+    with db.transaction() as session:
+        account, _secret = services.create_service_account(session, HASHER, **args)  # type: ignore[arg-type]
+    with pytest.raises(LimitReached) as refused, db.transaction() as session:
+        services.create_service_account(session, HASHER, **args)  # type: ignore[arg-type]
+    with db.sessions() as session:
+        rows = session.scalars(select(AuditEvent)).all()
+    assert [(r.action, r.outcome, r.target_id, r.details) for r in rows] == [
+        (
+            "service_account.create",
+            "success",
+            account.client_id,
+            {"scopes": ["vaults:read"], "vault_ids": []},
+        )
+    ]
+    assert (rows[0].actor_id, rows[0].source_ip) == ("admin@example.com", "192.0.2.7")
+    refusal = refused.value.refusal
+    assert refusal is not None and refusal.target_id is None
+    assert (refusal.action, refusal.outcome) == ("service_account.create", "failure")
+    assert (
+        refusal.reason
+        == "limit-reached: the organization already has 1 service accounts (the limit)"
+    )

@@ -36,7 +36,7 @@ def db(request: pytest.FixtureRequest, databases: Databases) -> Iterator[Databas
 def _job(db: Database, rows: int) -> str:
     with db.transaction() as session:
         org = accounts.create_organization(session, "Acme")
-        vault = accounts.create_vault(session, org.id, "main")
+        vault = accounts.create_vault(session, org.id, "main", actor=None)
         org_id, vault_id = org.id, vault.id
     job_id = create_job(db, Owner(vault_id, org_id, "client"))
     cipher = VaultCipher(vault_id, {1: secrets.token_bytes(32)}, 1)

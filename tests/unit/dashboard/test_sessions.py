@@ -102,6 +102,7 @@ def test_invitation_link_is_single_use_and_expires(db: Database) -> None:
             session,
             HASHER,
             grantor=OPERATOR,
+            actor=None,
             org_id=who.org_id,
             email="New@Example.com",
             access="read",

@@ -56,7 +56,7 @@ def kek(tmp_path: Path) -> LocalFileKeyProvider:
 def _vault(db: Database) -> tuple[str, str]:
     with db.transaction() as session:
         org = services.create_organization(session, "Acme")
-        vault = services.create_vault(session, org.id, "main")
+        vault = services.create_vault(session, org.id, "main", actor=None)
         return org.id, vault.id
 
 

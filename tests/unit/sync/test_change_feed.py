@@ -13,10 +13,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.store import Database, create_database
+from cardvault.store.changes import publish_change
 from cardvault.store.migrate import upgrade
 from cardvault.store.models import Change
 from cardvault.store.types import utcnow
-from cardvault.sync.changes import RETAIN_CHANGES, ChangeEvent, ChangeFeed, publish_change
+from cardvault.sync.changes import RETAIN_CHANGES, ChangeEvent, ChangeFeed
 from tests.conftest import BACKENDS, Databases
 
 

@@ -14,10 +14,13 @@ from cardvault.webhooks.addresses import (
     AddressPolicy,
     embedded_ipv4,
     is_public,
-    parse_networks,
     split_url,
 )
 from cardvault.webhooks.errors import UrlNotAllowed
+
+
+def networks(*cidrs: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
 
 
 @pytest.mark.parametrize(
@@ -54,17 +57,11 @@ def test_public_addresses(address: str) -> None:
 
 
 def test_allowed_networks_open_exactly_themselves() -> None:
-    policy = AddressPolicy(parse_networks("127.0.0.0/8, 10.1.0.0/16"))
+    policy = AddressPolicy(networks("127.0.0.0/8", "10.1.0.0/16"))
     assert policy.permits(ipaddress.ip_address("127.0.0.1"))
     assert policy.permits(ipaddress.ip_address("10.1.200.3"))
     assert not policy.permits(ipaddress.ip_address("10.2.0.1"))
     assert not policy.permits(ipaddress.ip_address("::1"))
-
-
-def test_bad_network_settings_are_refused() -> None:
-    with pytest.raises(ValueError):
-        parse_networks("127.0.0.0/8,not-a-network")
-    assert parse_networks("") == ()
 
 
 @pytest.mark.parametrize(
@@ -98,7 +95,7 @@ def test_check_resolves_names_and_refuses_private_answers() -> None:
         asyncio.run(policy.check("http://127.0.0.1/hooks"))
     with pytest.raises(UrlNotAllowed, match="cannot resolve"):
         asyncio.run(policy.check("http://no-such-host.invalid/hooks"))
-    allowed = AddressPolicy(parse_networks("127.0.0.0/8,::1/128"))
+    allowed = AddressPolicy(networks("127.0.0.0/8", "::1/128"))
     target = asyncio.run(allowed.check("http://localhost:8080/hooks"))
     assert target.port == 8080 and target.addresses
 

@@ -13,12 +13,13 @@ from cardvault.networks import (
     NetworkSimulator,
     Outcome,
     brand_of,
-    provider_for,
+    providers,
     simulators,
 )
-from cardvault.networks import test_cards as module
+from cardvault.networks import simulator_cards as module
 from cardvault.networks.profiles import payment_account_reference
-from cardvault.networks.test_cards import outcome_for
+from cardvault.networks.simulator import provider_for
+from cardvault.networks.simulator_cards import outcome_for
 
 DOC_ROW = re.compile(r"^(\d{12,19})\s+(\S+)\s+(\S+)\s", re.MULTILINE)
 BRAND_NAMES = {"Visa": "visa", "Mastercard": "mastercard", "Amex": "amex"}
@@ -75,6 +76,16 @@ def test_provider_for_a_brand_without_simulator(brand: str) -> None:
 def test_the_jcb_test_card_has_no_provider() -> None:
     with pytest.raises(BrandNotSupported):
         provider_for(brand_of("3530111333300000"))
+
+
+def test_the_registry_builds_the_configured_backend() -> None:
+    registry = providers("simulator")
+    assert registry.brands == {"amex", "discover", "mastercard", "visa"}
+    visa = registry("visa")
+    assert isinstance(visa, NetworkSimulator) and visa.network == "visa"
+    assert registry("visa") is visa  # one provider per brand for the process
+    with pytest.raises(BrandNotSupported, match="card brand jcb is not supported"):
+        registry("jcb")
 
 
 def test_simulators_leave_out_unsupported_brands() -> None:

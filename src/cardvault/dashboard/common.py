@@ -12,7 +12,8 @@ from fastapi import Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from cardvault.audit import AuditRecord
+from cardvault.accounts.errors import AccountsError
+from cardvault.audit import Actor
 from cardvault.crypto import generate_token
 from cardvault.dashboard.sessions import SignedIn, resume_session
 from cardvault.runtime import Runtime
@@ -203,31 +204,16 @@ def with_form_cookie(request: Request, response: Response, token: str) -> Respon
     return response
 
 
-def person_record(
-    signed: SignedIn,
-    request: Request,
-    action: str,
-    *,
-    target_type: str,
-    target_id: str | None,
-    outcome: str = "success",
-    reason: str | None = None,
-    vault_id: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> AuditRecord:
-    return AuditRecord(
-        actor_type="person",
-        actor_id=signed.who.email,
-        action=action,
-        outcome=outcome,
-        reason=reason,
-        org_id=signed.who.org_id,
-        vault_id=vault_id,
-        target_type=target_type,
-        target_id=target_id,
-        source_ip=source_ip(request),
-        details=details,
-    )
+def actor(signed: SignedIn, request: Request) -> Actor:
+    """The signed-in person as the author of the audit records the services write."""
+    return Actor("person", signed.who.email, signed.who.org_id, source_ip(request))
+
+
+def audit_refusal(request: Request, error: AccountsError) -> None:
+    """Write the record of a change the domain refused, once its transaction has rolled
+    back (the service built it: ``AccountsError.refusal``)."""
+    if error.refusal is not None:
+        runtime_of(request).audit.add(error.refusal)
 
 
 def sign_in_url(next_path: str) -> str:
