@@ -2,7 +2,7 @@
 
 - ``configuration.md`` from the fields of :class:`cardvault.settings.Settings`
   (their types, defaults, bounds and descriptions);
-- ``api.md`` from :func:`cardvault.web.app.openapi_document`, the document the
+- ``api.md`` from :func:`cardvault.app.openapi_document`, the document the
   service serves at ``/openapi.json``.
 
 Every build renders both pages afresh, so the site always shows the code as it is.
@@ -395,7 +395,7 @@ def check_anchors(page: str) -> None:
 
 
 def api_document() -> dict[str, Any]:
-    from cardvault.web.app import openapi_document
+    from cardvault.app import openapi_document
 
     with no_cardvault_environment():
         return openapi_document()

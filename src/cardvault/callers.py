@@ -1,7 +1,7 @@
 """Who acts: the verified caller of a request (:class:`Principal`) and, for the vault
 APIs, that caller bound to its vault (:class:`VaultCaller`), with the services a use
-case reaches through it. The HTTP layer makes them (``web/auth.py``); the use cases in
-the domain packages take them."""
+case reaches through it. The HTTP layer makes them from a verified access token
+(``web/auth.py``); the use cases in the domain packages take them."""
 
 from __future__ import annotations
 
@@ -9,14 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from cardvault.accounts.scopes import satisfies
 from cardvault.audit import AuditBuffer, AuditRecord
 from cardvault.crypto import SecretHasher
 from cardvault.keys.vault_keys import VaultKeys
 from cardvault.networks.provider import Providers
-from cardvault.oauth.access_tokens import VerifiedToken
-from cardvault.oauth.device import PUBLIC_CLIENTS
-from cardvault.problems import InsufficientScope
 from cardvault.store.db import Database
 from cardvault.store.group_commit import GroupCommit
 
@@ -35,18 +31,6 @@ class Principal:
     scopes: tuple[str, ...]
     person_email: str | None = None
 
-    @classmethod
-    def from_token(cls, token: VerifiedToken) -> Principal:
-        person = token.client_id in PUBLIC_CLIENTS
-        return cls(
-            client_id=token.client_id,
-            service_account_id=str(token.claims["sub"]),
-            org_id=token.org_id,
-            vault_id=token.vault_id,
-            scopes=token.scopes,
-            person_email=str(token.claims.get("email")) if person else None,
-        )
-
     @property
     def actor_type(self) -> str:
         return "service_account" if self.person_email is None else "person"
@@ -54,13 +38,6 @@ class Principal:
     @property
     def actor_id(self) -> str:
         return self.client_id if self.person_email is None else self.person_email
-
-
-def check_scope(principal: Principal, scope: str) -> None:
-    """Raise :class:`InsufficientScope` (audited where it is rendered) unless the
-    caller's scopes cover ``scope``."""
-    if not satisfies(principal.scopes, scope):
-        raise InsufficientScope(scope, actor=(principal.actor_type, principal.actor_id))
 
 
 class Services(Protocol):

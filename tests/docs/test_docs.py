@@ -13,8 +13,8 @@ from urllib.parse import unquote, urlsplit
 import markdown
 import pytest
 
+from cardvault.app import openapi_document
 from cardvault.settings import Settings
-from cardvault.web.app import openapi_document
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -59,8 +59,8 @@ def _named(module: str, names: set[str]) -> bool:
 
 
 def test_every_module_has_a_layer() -> None:
-    """A new package (or a new module of ``oauth``, split between the HTTP layer and
-    the domain) must be placed in a layer, or no contract would look at it."""
+    """A new package or module must be placed in a layer, or no contract would look
+    at it."""
     edge = CONTRACTS["http-at-the-edge"]
     low = CONTRACTS["store-and-crypto-below-the-domain"]
     names = {*edge["source_modules"], *edge["forbidden_modules"], *low["source_modules"]}

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from cardvault.accounts.errors import AccountsError
 from cardvault.accounts.grants import caller_holding
 from cardvault.accounts.scopes import Holding
-from cardvault.web.auth import Principal
 from cardvault.audit import Actor
 from cardvault.runtime import Runtime
+from cardvault.web.auth import Principal
 from cardvault.web.errors import ResourceNotFound
 
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from cardvault.accounts import members
 from cardvault.admin.common import actor, audit_refusals, grantor, own_org, runtime_of
-from cardvault.web.auth import Principal, require_scope
 from cardvault.store.types import utcnow
+from cardvault.web.auth import Principal, require_scope
 
 router = APIRouter(prefix="/organizations/{org_id}/members", tags=["members"])
 

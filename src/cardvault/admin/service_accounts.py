@@ -17,10 +17,10 @@ from cardvault.accounts.services import (
     get_service_account,
 )
 from cardvault.admin.common import actor, audit_refusals, grantor, own_org, runtime_of
-from cardvault.web.auth import Principal, require_scope
 from cardvault.store.models import ServiceAccount
 from cardvault.store.paging import CursorCodec
 from cardvault.store.types import utcnow
+from cardvault.web.auth import Principal, require_scope
 
 router = APIRouter(prefix="/organizations/{org_id}/service-accounts", tags=["service accounts"])
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from cardvault.accounts.services import create_vault
 from cardvault.admin.common import actor, own_org, runtime_of
-from cardvault.web.auth import Principal, require_scope
 from cardvault.store.models import Vault
+from cardvault.web.auth import Principal, require_scope
 
 router = APIRouter(prefix="/organizations/{org_id}/vaults", tags=["vaults"])
 

@@ -14,8 +14,7 @@ from cardvault.bulk import jobs
 from cardvault.bulk.csvfile import Columns
 from cardvault.bulk.results import result_lines
 from cardvault.bulk.upload import receive
-from cardvault.callers import check_scope
-from cardvault.web.auth import VaultCaller
+from cardvault.web.auth import VaultCaller, check_scope
 from cardvault.web.errors import UnsupportedMediaType
 from cardvault.web.http import Call, Route
 from cardvault.web.reply import Reply

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field, model_validator
 
 from cardvault.api.cards import Month, Year, idempotent
 from cardvault.audit import write_audit
-from cardvault.callers import check_scope
 from cardvault.cards.enrolment import valid_card
 from cardvault.network_tokens import services as tokens
 from cardvault.network_tokens.documents import token_out, yyyy_mm
@@ -17,7 +16,7 @@ from cardvault.network_tokens.provisioning import ProvisionRequestIn, provision
 from cardvault.problems import Unprocessable
 from cardvault.store.models import Card
 from cardvault.store.paging import CursorCodec
-from cardvault.web.auth import VaultCaller
+from cardvault.web.auth import VaultCaller, check_scope
 from cardvault.web.http import Call, Route
 from cardvault.web.reply import Reply
 

@@ -118,7 +118,7 @@ def serve(
     )
     err.print(f"dashboard at {settings.url}/dashboard (sign in as the admin printed by init)")
     server = Granian(
-        "cardvault.web.app:create_app",
+        "cardvault.app:create_app",
         factory=True,
         interface=Interfaces.ASGI,
         address=settings.host,

@@ -2,7 +2,7 @@
 
 Written as the RFC's checklist: read parameters, authenticate the client, check the
 grant type, settle the scope, issue the token. Plain values in, plain values out; the
-HTTP layer is in :mod:`cardvault.oauth.routes`.
+HTTP layer is in :mod:`cardvault.api.oauth`.
 """
 
 from __future__ import annotations

@@ -9,9 +9,12 @@ from dataclasses import replace
 from fastapi import Request
 
 from cardvault.accounts.people import identity, person_scopes
-from cardvault.callers import Principal, VaultCaller, check_scope
+from cardvault.accounts.scopes import satisfies
+from cardvault.callers import Principal, VaultCaller
 from cardvault.crypto import TokenInvalid
-from cardvault.problems import Problem
+from cardvault.oauth.access_tokens import VerifiedToken
+from cardvault.oauth.device import PUBLIC_CLIENTS
+from cardvault.problems import InsufficientScope, Problem
 from cardvault.runtime import Runtime
 from cardvault.web.errors import InvalidToken
 from cardvault.web.http import Call
@@ -76,7 +79,27 @@ def verify_bearer(runtime: Runtime, header: str) -> Principal:
         verified = runtime.verifier.verify(token.strip())
     except TokenInvalid as invalid:
         raise InvalidToken(invalid.reason) from invalid
-    return Principal.from_token(verified)
+    return principal_of(verified)
+
+
+def principal_of(token: VerifiedToken) -> Principal:
+    """The caller a verified access token names (a person, for the CLI's tokens)."""
+    person = token.client_id in PUBLIC_CLIENTS
+    return Principal(
+        client_id=token.client_id,
+        service_account_id=str(token.claims["sub"]),
+        org_id=token.org_id,
+        vault_id=token.vault_id,
+        scopes=token.scopes,
+        person_email=str(token.claims.get("email")) if person else None,
+    )
+
+
+def check_scope(principal: Principal, scope: str) -> None:
+    """Raise :class:`InsufficientScope` (audited where it is rendered) unless the
+    caller's scopes cover ``scope``."""
+    if not satisfies(principal.scopes, scope):
+        raise InsufficientScope(scope, actor=(principal.actor_type, principal.actor_id))
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:

@@ -2,7 +2,7 @@
 
 The HTTP layer's routes (``web/http.py``'s table: method, path, scope, body, query and
 answer models) are described here; the management API's come from FastAPI, which
-serves them; the authorization server's from :mod:`cardvault.oauth.openapi`. FastAPI
+serves them; the authorization server's from :mod:`cardvault.api.oauth_openapi`. FastAPI
 describes its own validation error (``HTTPValidationError``), which this API never
 sends. Every refusal is the envelope ``{"errors": [{status, code, detail,
 source?}]}``; this module adds it as the ``Errors`` component and attaches it to each
@@ -10,12 +10,13 @@ operation's answers that can happen there, so that generated clients and fuzzers
 check every response against the document. Every API operation takes a bearer token
 (the ``bearer`` security scheme, with the ``WWW-Authenticate`` challenges of RFC 6750
 §3 on its 401 and 403); the authorization server's paths, which its own ASGI front
-answers, come from :mod:`cardvault.oauth.openapi`.
+answers, come from :mod:`cardvault.api.oauth_openapi`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,7 +24,6 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from cardvault.oauth import openapi as oauth_openapi
 from cardvault.web.http import Route
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -98,10 +98,10 @@ _RETRY_AFTER = {
 }
 
 
-def install(app: FastAPI, routes: list[Route], realm: str) -> None:
+def install(app: FastAPI, routes: list[Route], extend: Callable[[dict[str, Any]], object]) -> None:
     """Make ``app.openapi()`` (and so ``/openapi.json``) describe the HTTP layer's
-    routes and the management API, with the real errors, the bearer scheme, and the
-    OAuth paths of ``realm``."""
+    routes and the management API, with the real errors and the bearer scheme; then
+    ``extend`` adds what is described elsewhere (the OAuth paths)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -114,7 +114,7 @@ def install(app: FastAPI, routes: list[Route], realm: str) -> None:
             add_routes(document, [r for r in routes if r.document])
             describe_errors(document)
             describe_security(document)
-            add_oauth(document, realm)
+            extend(document)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -240,13 +240,4 @@ def describe_security(document: dict[str, Any]) -> dict[str, Any]:
                     "schema": {"type": "string", "pattern": "^Bearer "},
                 }
             }
-    return document
-
-
-def add_oauth(document: dict[str, Any], realm: str) -> dict[str, Any]:
-    """The authorization server's paths, after the API's (their errors are RFC 6749's)."""
-    document["paths"].update(oauth_openapi.paths(realm))
-    components = document.setdefault("components", {})
-    for section, entries in oauth_openapi.components().items():
-        components.setdefault(section, {}).update(entries)
     return document

@@ -12,8 +12,8 @@ import schemathesis
 from schemathesis.schemas import BaseSchema
 
 from cardvault.accounts.scopes import ALL_SCOPES
+from cardvault.app import create_app, route_table
 from cardvault.settings import Settings
-from cardvault.web.app import create_app, route_table
 from tests.factories import Factory
 from tests.functional.api.test_openapi import check
 from tests.functional.oauth.helpers import access_token

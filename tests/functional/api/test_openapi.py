@@ -11,9 +11,9 @@ import pytest
 import schemathesis
 from schemathesis.schemas import BaseSchema
 
-from cardvault.oauth.routes import PREFIXES, RFC8414_PREFIX, SUFFIXES
+from cardvault.api.oauth import PREFIXES, RFC8414_PREFIX, SUFFIXES
+from cardvault.app import openapi_document
 from cardvault.settings import Settings
-from cardvault.web.app import openapi_document
 from tests.factories import Client, Factory
 from tests.functional.oauth.helpers import access_token
 from tests.servers import Server

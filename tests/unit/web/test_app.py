@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from cardvault.app import openapi_document
 from cardvault.settings import Settings
-from cardvault.web.app import openapi_document
 
 
 def test_the_document_is_built_without_touching_the_installation(tmp_path: Path) -> None:

@@ -159,7 +159,7 @@ def routes(settings: Settings, service: Callable[[], OAuthService]) -> list[Rout
                 vault=False,
                 style="oauth",
                 max_body=settings.oauth_max_body,
-                document=False,  # described by cardvault.oauth.openapi
+                document=False,  # described by cardvault.api.oauth_openapi
             )
         )
     return table

@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse
 
 from cardvault import __version__
 from cardvault.admin import members, service_accounts, vaults
-from cardvault.api import bulk, cards, events, network_tokens, webhooks, whoami
+from cardvault.api import bulk, cards, events, network_tokens, oauth, webhooks, whoami
+from cardvault.api.oauth_openapi import add_oauth
 from cardvault.dashboard import install as install_dashboard
-from cardvault.oauth import routes as oauth
 from cardvault.runtime import Runtime
 from cardvault.settings import Settings, get_settings
 from cardvault.store.unavailable import RETRY_AFTER
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> HttpLayer:
     app.add_api_route("/readyz", ready, methods=["GET"], include_in_schema=False)
     errors.install(app)
     routes = route_table(settings, lambda: app.state.oauth)
-    openapi.install(app, routes, settings.realm)
+    openapi.install(app, routes, lambda document: add_oauth(document, settings.realm))
     install_dashboard(app, settings)  # after the API's handlers: it refines them for pages
     return HttpLayer(
         routes,

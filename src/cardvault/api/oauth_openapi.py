@@ -1,6 +1,6 @@
 """The authorization server's part of the OpenAPI document.
 
-Its routes are answered by the raw ASGI front of :mod:`cardvault.oauth.routes`, which
+Its routes are answered by the raw ASGI front of :mod:`cardvault.api.oauth`, which
 FastAPI never sees; their operations are written here, from that module's own route
 table, so the document lists exactly the paths the front answers. Bodies are forms
 (RFC 6749 Appendix B); every refusal is RFC 6749 §5.2's ``{"error",
@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from cardvault.accounts.scopes import ALL_SCOPES
+from cardvault.api.oauth import PREFIXES, RFC8414_PREFIX, SUFFIXES
 from cardvault.oauth.device import CLI_CLIENT_ID, DEVICE_GRANT
 from cardvault.oauth.forms import FORM_TYPE, MAX_VALUE
-from cardvault.oauth.routes import PREFIXES, RFC8414_PREFIX, SUFFIXES
 from cardvault.oauth.token_endpoint import CLIENT_CREDENTIALS
 
-__all__ = ["CLIENT_AUTH", "components", "paths"]
+__all__ = ["CLIENT_AUTH", "add_oauth", "components", "paths"]
 
 TAG = "oauth"
 CLIENT_AUTH = "clientBasic"  # RFC 6749 §2.3.1 client_secret_basic
@@ -276,7 +276,7 @@ def _authenticated(summary: str, form: str, ok: dict[str, Any]) -> dict[str, Any
 
 
 def _operations() -> dict[str, dict[str, Any]]:
-    """One operation per handler name of :data:`cardvault.oauth.routes.SUFFIXES`."""
+    """One operation per handler name of :data:`cardvault.api.oauth.SUFFIXES`."""
     token = _authenticated(
         "Token endpoint (RFC 6749 §4.4 client credentials, RFC 8628 §3.4 device code)",
         "TokenRequest",
@@ -376,3 +376,12 @@ def components() -> dict[str, Any]:
             }
         },
     }
+
+
+def add_oauth(document: dict[str, Any], realm: str) -> dict[str, Any]:
+    """The authorization server's paths, after the API's (their errors are RFC 6749's)."""
+    document["paths"].update(paths(realm))
+    components = document.setdefault("components", {})
+    for section, entries in components().items():
+        components.setdefault(section, {}).update(entries)
+    return document
