@@ -42,6 +42,9 @@ def route_table(settings: Settings, service: Any) -> list[Route]:
         *network_tokens.ROUTES,
         *webhooks.ROUTES,
         *events.ROUTES,
+        *vaults.ROUTES,
+        *service_accounts.ROUTES,
+        *members.ROUTES,
     ]
 
 
@@ -73,9 +76,6 @@ def create_app(settings: Settings | None = None) -> HttpLayer:
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    app.include_router(vaults.router)
-    app.include_router(service_accounts.router)
-    app.include_router(members.router)
     app.add_api_route("/healthz", alive, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", ready, methods=["GET"], include_in_schema=False)
     errors.install(app)

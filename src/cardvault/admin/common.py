@@ -5,31 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fastapi import Request
 from sqlalchemy.orm import Session
 
 from cardvault.accounts.errors import AccountsError
 from cardvault.accounts.grants import caller_holding
 from cardvault.accounts.scopes import Holding
 from cardvault.audit import Actor
-from cardvault.runtime import Runtime
 from cardvault.web.auth import Principal
 from cardvault.web.errors import ResourceNotFound
+from cardvault.web.http import Call
 
 
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def source_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def own_org(org_id: str, principal: Principal) -> None:
-    """Another organization's resources do not exist for the caller (404, never 403)."""
+def own_org(call: Call) -> tuple[str, Principal]:
+    """The path's organization and the caller, if it is the caller's: another
+    organization's resources do not exist for the caller (404, never 403)."""
+    org_id = call.params["org_id"]
+    principal: Principal = call.principal
     if org_id != principal.org_id:
         raise ResourceNotFound(f"organization {org_id} not found")
+    return org_id, principal
 
 
 def grantor(session: Session, principal: Principal) -> Holding:
@@ -42,18 +36,19 @@ def grantor(session: Session, principal: Principal) -> Holding:
     )
 
 
-def actor(principal: Principal, request: Request) -> Actor:
+def actor(call: Call) -> Actor:
     """The caller as the author of the audit records the services write."""
-    return Actor(principal.actor_type, principal.actor_id, principal.org_id, source_ip(request))
+    principal: Principal = call.principal
+    return Actor(principal.actor_type, principal.actor_id, principal.org_id, call.source_ip)
 
 
 @contextmanager
-def audit_refusals(request: Request) -> Iterator[None]:
+def audit_refusals(call: Call) -> Iterator[None]:
     """Write the record of a change the domain refused, once its transaction has rolled
     back (the service built it: ``AccountsError.refusal``)."""
     try:
         yield
     except AccountsError as error:
         if error.refusal is not None:
-            runtime_of(request).audit.add(error.refusal)
+            call.runtime.audit.add(error.refusal)
         raise

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
 from cardvault.accounts import members
-from cardvault.admin.common import actor, audit_refusals, grantor, own_org, runtime_of
+from cardvault.admin.common import actor, audit_refusals, grantor, own_org
 from cardvault.store.types import utcnow
-from cardvault.web.auth import Principal, require_scope
-
-router = APIRouter(prefix="/organizations/{org_id}/members", tags=["members"])
-
-Reader = Annotated[Principal, Depends(require_scope("members:read"))]
-Writer = Annotated[Principal, Depends(require_scope("members:write"))]
+from cardvault.web.http import Call, Route
 
 
 class MemberOut(BaseModel):
@@ -49,19 +43,16 @@ def _out(view: members.MemberView) -> MemberOut:
     )
 
 
-@router.get("", response_model=MemberList)
-def list_members(org_id: str, request: Request, principal: Reader) -> MemberList:
-    own_org(org_id, principal)
-    runtime = runtime_of(request)
+def list_members(call: Call) -> MemberList:
+    """The organization's people and service accounts, with their access."""
+    org_id, _ = own_org(call)
+    runtime = call.runtime
     with runtime.db.sessions() as session:
         views = members.list_members(session, org_id, runtime.settings.members_domain)
         return MemberList(data=[_out(v) for v in views])
 
 
-@router.patch("/{member}", response_model=MemberOut)
-def change_access(
-    org_id: str, member: str, body: MemberPatch, request: Request, principal: Writer
-) -> MemberOut:
+def change_access(call: Call) -> MemberOut:
     """Change a member's access.
 
     Giving ``write`` grants what the member holds with it (a service account's scopes
@@ -69,35 +60,61 @@ def change_access(
     ``source: {"field": "access", "scope": …}`` if the caller may not grant that.
     Lowering the last person with write access: 409 ``last-admin``.
     """
-    own_org(org_id, principal)
-    runtime = runtime_of(request)
-    with audit_refusals(request), runtime.db.transaction() as session:
+    org_id, principal = own_org(call)
+    body: MemberPatch = call.body
+    runtime = call.runtime
+    with audit_refusals(call), runtime.db.transaction() as session:
         view = members.set_member_access(
             session,
             org_id,
-            member,
+            call.params["member"],
             body.access,
             runtime.settings.members_domain,
             grantor=grantor(session, principal),
-            actor=actor(principal, request),
+            actor=actor(call),
         )
         return _out(view)
 
 
-@router.delete("/{member}", status_code=204)
-def remove(org_id: str, member: str, request: Request, principal: Writer) -> Response:
+def remove(call: Call) -> None:
     """Remove a member (a service account's removal revokes it); removing the last
     person with write access is 409 ``last-admin``."""
-    own_org(org_id, principal)
-    runtime = runtime_of(request)
-    with audit_refusals(request), runtime.db.transaction() as session:
+    org_id, principal = own_org(call)
+    runtime = call.runtime
+    with audit_refusals(call), runtime.db.transaction() as session:
         members.remove_member(
             session,
             org_id,
-            member,
+            call.params["member"],
             runtime.settings.members_domain,
             utcnow(),
             grantor=grantor(session, principal),
-            actor=actor(principal, request),
+            actor=actor(call),
         )
-    return Response(status_code=204)
+
+
+PATH, TAGS = "/organizations/{org_id}/members", ("members",)
+ROUTES = [
+    Route(
+        "GET", PATH, list_members, scope="members:read", vault=False, response=MemberList, tags=TAGS
+    ),
+    Route(
+        "PATCH",
+        PATH + "/{member}",
+        change_access,
+        scope="members:write",
+        vault=False,
+        body=MemberPatch,
+        response=MemberOut,
+        tags=TAGS,
+    ),
+    Route(
+        "DELETE",
+        PATH + "/{member}",
+        remove,
+        scope="members:write",
+        vault=False,
+        status=204,
+        tags=TAGS,
+    ),
+]

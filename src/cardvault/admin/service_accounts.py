@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from cardvault.accounts import service_accounts as sa
@@ -16,17 +15,13 @@ from cardvault.accounts.services import (
     delete_service_account,
     get_service_account,
 )
-from cardvault.admin.common import actor, audit_refusals, grantor, own_org, runtime_of
+from cardvault.admin.common import actor, audit_refusals, grantor, own_org
 from cardvault.store.models import ServiceAccount
 from cardvault.store.paging import CursorCodec
 from cardvault.store.types import utcnow
-from cardvault.web.auth import Principal, require_scope
-
-router = APIRouter(prefix="/organizations/{org_id}/service-accounts", tags=["service accounts"])
+from cardvault.web.http import Call, Route
 
 VAULT_ANNOTATIONS = ("vgs.io/vault-id", "cardvault.io/vault-id")
-Reader = Annotated[Principal, Depends(require_scope("service-accounts:read"))]
-Writer = Annotated[Principal, Depends(require_scope("service-accounts:write"))]
 
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -64,6 +59,13 @@ class CreatedServiceAccount(ServiceAccountOut):
 class ServiceAccountPage(BaseModel):
     data: list[ServiceAccountOut]
     next_cursor: str | None
+
+
+class Listing(BaseModel):
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
+    cursor: Annotated[
+        str | None, Field(default=None, description="next_cursor of the previous page")
+    ] = None
 
 
 class RotateIn(BaseModel):
@@ -106,25 +108,23 @@ def _out(account: ServiceAccount, domain: str) -> ServiceAccountOut:
     )
 
 
-@router.post("", response_model=CreatedServiceAccount, status_code=201)
-def create(
-    org_id: str, body: ServiceAccountIn, request: Request, principal: Writer
-) -> CreatedServiceAccount:
+def create(call: Call) -> CreatedServiceAccount:
     """Create credentials; the secret is in this response only.
 
     The caller grants only scopes it holds, on vaults it is bound to (an organization
     admin bound to no vault reaches them all). Otherwise 403 ``insufficient-scope``
     with ``source: {"field": "scopes" | "vault_ids", "scope": …[, "vault_id": …]}``.
     """
-    own_org(org_id, principal)
-    runtime = runtime_of(request)
+    org_id, principal = own_org(call)
+    body: ServiceAccountIn = call.body
+    runtime = call.runtime
     settings = runtime.settings
-    with audit_refusals(request), runtime.db.transaction() as session:
+    with audit_refusals(call), runtime.db.transaction() as session:
         account, secret = create_service_account(
             session,
             runtime.hasher,
             grantor=grantor(session, principal),
-            actor=actor(principal, request),
+            actor=actor(call),
             org_id=org_id,
             name=body.name,
             scopes=body.scopes,
@@ -137,20 +137,15 @@ def create(
         )
 
 
-@router.get("", response_model=ServiceAccountPage)
-def list_accounts(
-    org_id: str,
-    request: Request,
-    principal: Reader,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-) -> ServiceAccountPage:
-    own_org(org_id, principal)
-    runtime = runtime_of(request)
+def list_accounts(call: Call) -> ServiceAccountPage:
+    """The organization's service accounts, newest first, a page at a time."""
+    org_id, _ = own_org(call)
+    query: Listing = call.query
+    runtime = call.runtime
     codec, listing = CursorCodec.derived(runtime.hasher.hash), f"service-accounts:{org_id}"
-    after = codec.decode(cursor, listing) if cursor else None  # else 400 invalid-cursor
+    after = codec.decode(query.cursor, listing) if query.cursor else None
     with runtime.db.sessions() as session:
-        page, following = sa.list_service_accounts(session, org_id, limit=limit, cursor=after)
+        page, following = sa.list_service_accounts(session, org_id, limit=query.limit, cursor=after)
         domain = runtime.settings.members_domain
         return ServiceAccountPage(
             data=[_out(a, domain) for a in page],
@@ -158,51 +153,42 @@ def list_accounts(
         )
 
 
-@router.get("/{client_id}", response_model=ServiceAccountOut)
-def get(org_id: str, client_id: str, request: Request, principal: Reader) -> ServiceAccountOut:
-    own_org(org_id, principal)
-    runtime = runtime_of(request)
+def get(call: Call) -> ServiceAccountOut:
+    """One service account (never its secret)."""
+    org_id, _ = own_org(call)
+    runtime = call.runtime
     with runtime.db.sessions() as session:
-        account = get_service_account(session, org_id, client_id)
+        account = get_service_account(session, org_id, call.params["client_id"])
         return _out(account, runtime.settings.members_domain)
 
 
-@router.delete("/{client_id}", status_code=204)
-def delete(org_id: str, client_id: str, request: Request, principal: Writer) -> Response:
-    own_org(org_id, principal)
-    runtime = runtime_of(request)
-    with audit_refusals(request), runtime.db.transaction() as session:
-        delete_service_account(
-            session, org_id, client_id, utcnow(), actor=actor(principal, request)
-        )
-    return Response(status_code=204)
+def delete(call: Call) -> None:
+    """Delete the service account: its tokens stop working at once."""
+    org_id, _ = own_org(call)
+    client_id = call.params["client_id"]
+    with audit_refusals(call), call.runtime.db.transaction() as session:
+        delete_service_account(session, org_id, client_id, utcnow(), actor=actor(call))
 
 
-@router.post("/{client_id}/rotate-secret", response_model=RotatedSecret)
-def rotate(
-    org_id: str,
-    client_id: str,
-    request: Request,
-    principal: Writer,
-    body: RotateIn | None = None,
-) -> RotatedSecret:
+def rotate(call: Call) -> RotatedSecret:
     """A new secret; the old one works for the grace period.
 
     The new secret acts as the account, so the caller must be able to grant all the
     account holds: otherwise 403 ``insufficient-scope`` with
     ``source: {"parameter": "client_id", "scope": …}``.
     """
-    own_org(org_id, principal)
-    runtime = runtime_of(request)
-    grace = dt.timedelta(seconds=(body or RotateIn()).grace_period)
-    with audit_refusals(request), runtime.db.transaction() as session:
+    org_id, principal = own_org(call)
+    client_id = call.params["client_id"]
+    runtime = call.runtime
+    grace = dt.timedelta(seconds=(call.body or RotateIn()).grace_period)
+    with audit_refusals(call), runtime.db.transaction() as session:
         account, secret = sa.rotate_secret(
             session,
             runtime.hasher,
             org_id,
             client_id,
             grantor=grantor(session, principal),
-            actor=actor(principal, request),
+            actor=actor(call),
             grace=grace,
             now=utcnow(),
         )
@@ -212,3 +198,51 @@ def rotate(
             client_secret=secret.reveal(),
             previous_secret_expires_at=account.previous_secret_expires_at,
         )
+
+
+PATH, TAGS = "/organizations/{org_id}/service-accounts", ("service accounts",)
+READ, WRITE = "service-accounts:read", "service-accounts:write"
+ROUTES = [
+    Route(
+        "POST",
+        PATH,
+        create,
+        scope=WRITE,
+        vault=False,
+        body=ServiceAccountIn,
+        status=201,
+        response=CreatedServiceAccount,
+        tags=TAGS,
+    ),
+    Route(
+        "GET",
+        PATH,
+        list_accounts,
+        scope=READ,
+        vault=False,
+        query=Listing,
+        response=ServiceAccountPage,
+        tags=TAGS,
+    ),
+    Route(
+        "GET",
+        PATH + "/{client_id}",
+        get,
+        scope=READ,
+        vault=False,
+        response=ServiceAccountOut,
+        tags=TAGS,
+    ),
+    Route("DELETE", PATH + "/{client_id}", delete, scope=WRITE, vault=False, status=204, tags=TAGS),
+    Route(
+        "POST",
+        PATH + "/{client_id}/rotate-secret",
+        rotate,
+        scope=WRITE,
+        vault=False,
+        body=RotateIn,
+        body_required=False,
+        response=RotatedSecret,
+        tags=TAGS,
+    ),
+]

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from cardvault.accounts.services import create_vault
-from cardvault.admin.common import actor, own_org, runtime_of
+from cardvault.admin.common import actor, own_org
 from cardvault.store.models import Vault
-from cardvault.web.auth import Principal, require_scope
-
-router = APIRouter(prefix="/organizations/{org_id}/vaults", tags=["vaults"])
+from cardvault.web.http import Call, Route
 
 
 class VaultIn(BaseModel):
@@ -36,30 +32,39 @@ def _out(vault: Vault) -> VaultOut:
     return VaultOut(id=vault.id, org_id=vault.org_id, name=vault.name, created_at=vault.created_at)
 
 
-@router.get("", response_model=VaultList)
-def list_vaults(
-    org_id: str,
-    request: Request,
-    principal: Annotated[Principal, Depends(require_scope("vaults:read"))],
-) -> VaultList:
-    own_org(org_id, principal)
-    runtime = runtime_of(request)
-    with runtime.db.sessions() as session:
+def list_vaults(call: Call) -> VaultList:
+    """The organization's vaults, oldest first."""
+    org_id, _ = own_org(call)
+    with call.runtime.db.sessions() as session:
         vaults = session.scalars(
             select(Vault).where(Vault.org_id == org_id).order_by(Vault.created_at, Vault.id)
         ).all()
         return VaultList(data=[_out(v) for v in vaults])
 
 
-@router.post("", response_model=VaultOut, status_code=201)
-def create(
-    org_id: str,
-    body: VaultIn,
-    request: Request,
-    principal: Annotated[Principal, Depends(require_scope("vaults:write"))],
-) -> VaultOut:
-    own_org(org_id, principal)
-    runtime = runtime_of(request)
-    with runtime.db.transaction() as session:
-        vault = create_vault(session, org_id, body.name, actor=actor(principal, request))
+def create(call: Call) -> VaultOut:
+    """Create a vault in the organization."""
+    org_id, _ = own_org(call)
+    body: VaultIn = call.body
+    with call.runtime.db.transaction() as session:
+        vault = create_vault(session, org_id, body.name, actor=actor(call))
         return _out(vault)
+
+
+PATH, TAGS = "/organizations/{org_id}/vaults", ("vaults",)
+ROUTES = [
+    Route(
+        "GET", PATH, list_vaults, scope="vaults:read", vault=False, response=VaultList, tags=TAGS
+    ),
+    Route(
+        "POST",
+        PATH,
+        create,
+        scope="vaults:write",
+        vault=False,
+        body=VaultIn,
+        status=201,
+        response=VaultOut,
+        tags=TAGS,
+    ),
+]

@@ -381,7 +381,7 @@ def components() -> dict[str, Any]:
 def add_oauth(document: dict[str, Any], realm: str) -> dict[str, Any]:
     """The authorization server's paths, after the API's (their errors are RFC 6749's)."""
     document["paths"].update(paths(realm))
-    components = document.setdefault("components", {})
+    sections = document.setdefault("components", {})
     for section, entries in components().items():
-        components.setdefault(section, {}).update(entries)
+        sections.setdefault(section, {}).update(entries)
     return document

@@ -3,10 +3,7 @@ the scope a route needs, and the vault the token is bound to."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
-
-from fastapi import Request
 
 from cardvault.accounts.people import identity, person_scopes
 from cardvault.accounts.scopes import satisfies
@@ -26,7 +23,6 @@ __all__ = [
     "authenticate",
     "check_scope",
     "current_person",
-    "require_scope",
     "verify_bearer",
 ]
 
@@ -100,19 +96,3 @@ def check_scope(principal: Principal, scope: str) -> None:
     caller's scopes cover ``scope``."""
     if not satisfies(principal.scopes, scope):
         raise InsufficientScope(scope, actor=(principal.actor_type, principal.actor_id))
-
-
-def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
-    """For the management API (FastAPI): a dependency admitting only tokens whose scopes
-    cover ``scope``; the same checks as :func:`authenticate`."""
-
-    async def dependency(request: Request) -> Principal:
-        runtime: Runtime = request.app.state.runtime
-        principal = verify_bearer(runtime, request.headers.get("authorization", ""))
-        if principal.person_email is not None:
-            principal = await runtime.run_db(current_person, runtime, principal)
-        check_scope(principal, scope)
-        return principal
-
-    dependency.__name__ = f"require_{scope.replace(':', '_').replace('-', '_')}"
-    return dependency
