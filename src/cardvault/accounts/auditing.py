@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cardvault.accounts.errors import AccountsError
+from cardvault.accounts.errors import AccountsError, NotFound
 from cardvault.audit import Actor, AuditRecord, write_audit
 from cardvault.crypto import mask_pans
 
@@ -69,11 +69,13 @@ def refusal(
 def refusals(
     actor: Actor | None, action: str, *, target_type: str, target_id: str | None
 ) -> Iterator[None]:
-    """Attach the refusal's record to any :class:`AccountsError` raised inside."""
+    """Attach the refusal's record to any :class:`AccountsError` raised inside, but a
+    :class:`NotFound`: what does not exist for the caller (another organization's
+    account or member) is not the caller's to have in its audit log."""
     try:
         yield
     except AccountsError as error:
-        if actor is not None:
+        if actor is not None and not isinstance(error, NotFound):
             error.refusal = refusal(
                 actor, action, error, target_type=target_type, target_id=target_id
             )

@@ -180,6 +180,6 @@ def test_invalid_input_raises_invalid_pan_without_its_digits(value: str) -> None
     assume(not looks_like_pan(value))
     with pytest.raises(InvalidPan) as raised:
         Pan(value)
-    digits = _digits_of(value)
+    digits = "".join(c for c in value if c in "0123456789")  # what a PAN check keeps
     message = str(raised.value)
     assert len(digits) < 4 or digits not in message
