@@ -105,8 +105,21 @@ class Route:
 
     @property
     def summary(self) -> str:
+        """The handler's first sentence, for the document."""
         doc = inspect.getdoc(self.handler) or ""
-        return doc.split("\n\n", 1)[0].replace("\n", " ")
+        first = doc.split("\n\n", 1)[0].replace("\n", " ")
+        return first.split("; ", 1)[0].split(". ", 1)[0].rstrip(".")
+
+    @property
+    def description(self) -> str:
+        """The handler's docstring beyond the summary, and the scope the route needs."""
+        doc = (inspect.getdoc(self.handler) or "").replace("\n\n", "\0").replace("\n", " ")
+        first, _, rest = doc.partition("\0")
+        doc = (rest if first.rstrip(".") == self.summary else doc).replace("\0", "\n\n")
+        if self.bearer and self.scope:
+            doc += f"\n\nNeeds a token with the scope `{self.scope}`"
+            doc += " bound to a vault." if self.vault else "."
+        return doc.strip()
 
 
 class Router:

@@ -141,6 +141,7 @@ def add_routes(document: dict[str, Any], routes: list[Route]) -> dict[str, Any]:
         operation: dict[str, Any] = {
             "tags": list(route.tags),
             "summary": route.summary,
+            "description": route.description,
             "operationId": route.handler.__name__,
             "parameters": _parameters(route),
             "responses": _answers(route, refs),
@@ -169,9 +170,10 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
         schema = route.query.model_json_schema()
         required = set(schema.get("required", ()))
         for name, field in schema.get("properties", {}).items():
-            parameters.append(
-                {"name": name, "in": "query", "required": name in required, "schema": field}
-            )
+            parameter = {"name": name, "in": "query", "required": name in required}
+            if "description" in field:
+                parameter["description"] = field.pop("description")
+            parameters.append({**parameter, "schema": field})
     if route.idempotent:
         parameters.append(
             {

@@ -46,9 +46,7 @@ def test_the_route_table_and_the_document_name_the_same_operations(tmp_path: Any
     documented = {(path, method) for path, method, _ in _operations(document)}
     table = {(r.path, r.method) for r in route_table(settings, lambda: None) if r.document}
     assert table == documented
-    oauth = {
-        (r.path, r.method) for r in route_table(settings, lambda: None) if r.style == "oauth"
-    }
+    oauth = {(r.path, r.method) for r in route_table(settings, lambda: None) if r.style == "oauth"}
     assert {(p, m.upper()) for p, item in document["paths"].items() for m in item} == (
         table | oauth
     )
