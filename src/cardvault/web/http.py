@@ -23,6 +23,7 @@ in this order, for every request:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import re
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardvault.runtime import Runtime
@@ -103,6 +105,10 @@ class Route:
     def name(self) -> str:
         return f"{self.method} {self.path}"
 
+    @functools.cached_property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
     @property
     def summary(self) -> str:
         """The handler's first sentence, for the document."""
@@ -123,17 +129,21 @@ class Route:
 
 
 class Router:
-    """The route table: exact paths first, then templates segment by segment."""
+    """The route table, indexed by the number of path segments: a request is matched
+    against the few templates of its length, in the table's order."""
 
     def __init__(self, routes: list[Route]) -> None:
         self.routes = routes
-        self._compiled = [(route, _template(route.path)) for route in routes]
+        self._by_length: dict[int, list[tuple[Route, re.Pattern[str]]]] = {}
+        for route in routes:
+            length = route.path.count("/")
+            self._by_length.setdefault(length, []).append((route, _template(route.path)))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | list[str] | None:
         """The route and its path parameters; else the methods the path allows (405),
         or ``None`` when no route has this path."""
         allowed: list[str] = []
-        for route, pattern in self._compiled:
+        for route, pattern in self._by_length.get(path.count("/"), ()):
             found = pattern.fullmatch(path)
             if found is None:
                 continue
@@ -237,10 +247,10 @@ class HttpLayer:
             call.query = _validate(route.query, _query(call), "query")
         if route.body is not None:
             call.body = _body(route, call)
-        if inspect.iscoroutinefunction(route.handler):
+        if route.is_async:
             result = await route.handler(call)
-        else:
-            result = await call.runtime.run_db(route.handler, call)
+        else:  # blocking work (transactions, a network's answer): a worker thread
+            result = await run_in_threadpool(route.handler, call)
         if isinstance(result, Reply):
             return result
         if result is None:
