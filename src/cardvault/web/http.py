@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cardvault.runtime import Runtime
 from cardvault.web import inputs
 from cardvault.web.errors import MethodNotAllowed, UnsupportedMediaType, render_error
+from cardvault.web.logging import REQUEST_ID
 from cardvault.web.reply import Reply
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ class HttpLayer:
             return
         started = time.perf_counter()
         request_id = _request_id(scope)
+        REQUEST_ID.set(request_id)  # this request's task (and its threads) log it
         method: str = scope["method"]
         path: str = scope["path"]
         found = self.router.match(method, path)

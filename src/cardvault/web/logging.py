@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import re
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -20,6 +21,9 @@ from cardvault.crypto import mask_pans
 # Client secrets (cvs_) and webhook signing secrets (cvwh_): 32 random bytes in base64url.
 _SECRET = re.compile(r"\b(cvs|cvwh)_[A-Za-z0-9_-]{16,}")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# The request being answered (set by the HTTP layer): every line logged while it is
+# answered carries its id, as the answer's X-Request-Id does.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,6 +34,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_") and key != "color_message":
                 entry[key] = value

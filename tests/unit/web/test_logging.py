@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 
 import orjson
 
-from cardvault.web.logging import JsonFormatter
+from cardvault.web.logging import REQUEST_ID, JsonFormatter
 
 SECRET = "cvs_PjdyWfbCyhXREEb2Un0ujZulGf-Qs779Py9nKRj35Fc"
 HOOK_SECRET = "cvwh_q2xkT0k3Yx9c8Zs1Vw4Hn6Mb5Lp7Rt2Ey8Ua3Io0Pq"
@@ -39,3 +40,12 @@ def test_secrets_are_cut_to_their_prefix() -> None:
     entry = _format("client %s hook %s", SECRET, HOOK_SECRET)
 
     assert entry["message"] == "client cvs_**** hook cvwh_****"
+
+
+def test_a_line_logged_while_a_request_is_answered_carries_its_id() -> None:
+    def during_request() -> dict[str, str]:
+        REQUEST_ID.set("req-7")
+        return _format("the network did not answer")
+
+    assert contextvars.copy_context().run(during_request)["request_id"] == "req-7"
+    assert "request_id" not in _format("a background loop's line")
