@@ -6,10 +6,10 @@ import fcntl
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -237,11 +237,25 @@ def _passive_checkpoint(conn: sqlite3.Connection) -> tuple[int, int]:
     return int(frames), int(copied)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+Synchronous = Literal["full", "normal"]
+
+
+def _sqlite_pragmas(synchronous: Synchronous) -> Callable[[Any, Any], None]:
+    """The pragmas of every SQLite connection of the engine; ``synchronous`` as set
+    (FULL by default: a commit is on disk when it returns)."""
+    level = {"full": "FULL", "normal": "NORMAL"}[synchronous]
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        _set_pragmas(dbapi_conn, level)
+
+    return on_connect
+
+
+def _set_pragmas(dbapi_conn: Any, synchronous: str) -> None:
     dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event below emits BEGIN
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
     cursor.execute("PRAGMA foreign_keys=ON")
     # Savepoint and statement journals in memory, not in temporary files: every
@@ -265,8 +279,9 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def create_database(url: str) -> Database:
-    """Build the engine for ``url``; for SQLite, create its directory first."""
+def create_database(url: str, *, sqlite_synchronous: Synchronous = "full") -> Database:
+    """Build the engine for ``url``; for SQLite, create its directory first.
+    ``sqlite_synchronous``: see :attr:`cardvault.settings.Settings.sqlite_synchronous`."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
@@ -280,7 +295,7 @@ def create_database(url: str) -> Database:
             json_serializer=_json_text,
             json_deserializer=orjson.loads,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
         event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(
