@@ -108,7 +108,7 @@ def list_events(
     transactions commit in, so a reader that goes on from each page's ``after`` reads
     every event exactly once; an event whose transaction (or an older one) is still
     running appears once it has ended."""
-    order = CommitOrder(session.get_bind().dialect.name, _EVENTS.c.txid, _EVENTS.c.seq)
+    order = CommitOrder.of(session, _EVENTS.c.txid, _EVENTS.c.seq)
     start = _start(session, order, vault_id, after)
     rows = session.execute(
         select(_EVENTS.c.payload, *order.columns())
