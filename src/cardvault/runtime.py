@@ -52,7 +52,7 @@ def prepare(settings: Settings) -> Database:
     From here on, whatever the process writes in the data directory is private."""
     secure_data_dir(settings.data_dir, settings.database_url)
     upgrade(settings.database_url)
-    db = create_database(settings.database_url)
+    db = create_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     ensure_installation_keys(db, LocalFileKeyProvider(settings.kek_path), settings.signing_alg)
     return db
 
@@ -94,7 +94,8 @@ class Runtime:
 
         feed = ChangeFeed(db, poll_interval=settings.change_poll_interval)
         freshness = Freshness(db, feed)
-        clients = ClientCache(load, freshness.sync, enabled=db.dialect == "sqlite")
+        # Exact only where a probe sees every commit (see Capabilities.sees_every_commit).
+        clients = ClientCache(load, freshness.sync, enabled=db.capabilities.sees_every_commit)
         feed.subscribe(revocations.apply)
         feed.subscribe(clients.apply)
         vault_keys = VaultKeys(db, kek)
@@ -134,11 +135,8 @@ class Runtime:
         return runtime
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking database work: inline on SQLite (local, microseconds; a thread
-        hop and GIL hand-offs cost more than the query), in a thread on PostgreSQL."""
-        if self.db.dialect == "sqlite":
-            return fn(*args)
-        return await asyncio.to_thread(fn, *args)
+        """Run blocking database work from the event loop (see :meth:`Database.call`)."""
+        return await self.db.call(fn, *args)
 
     def reload_keys(self) -> None:
         retention = self.settings.key_retention
@@ -209,13 +207,14 @@ class Runtime:
             probe.close()
 
     async def _checkpoint_loop(self) -> None:
-        """SQLite: copies the WAL into the database file, in a thread, every
-        CHECKPOINT_INTERVAL seconds, so that writers need not (see ``Database.checkpoint``)."""
+        """Copies the WAL into the database file (SQLite), in a thread, every
+        CHECKPOINT_INTERVAL seconds, so that writers need not (see ``Database.checkpoint``);
+        ends at once where the database has none."""
         failing = False  # a full disk fails every round: say so once, not ten times a second
         while True:
             try:
                 if await asyncio.to_thread(self.db.checkpoint) is None:
-                    return  # not SQLite, or no file
+                    return  # nothing to copy on this database
                 failing = False
             except Exception as error:
                 if not failing:

@@ -40,6 +40,16 @@ class Settings(BaseSettings):
         "(`cardvault.db`) in the data directory; `postgresql+psycopg://user@host/db` "
         "for PostgreSQL.",
     )
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        default="full",
+        description=(
+            "SQLite's durability (PRAGMA synchronous, in WAL mode). `full`: a commit is on "
+            "disk before it is answered, so a card answered 201 survives a power loss or an "
+            "operating-system crash. `normal`: faster writes (no sync per commit); a process "
+            "crash still loses nothing, but the last commits answered before a power loss "
+            "or an OS crash can be lost. Ignored on PostgreSQL."
+        ),
+    )
     realm: str = Field(
         default="cardvault",
         description="The realm in `/auth/realms/{realm}/…` (a single path segment).",

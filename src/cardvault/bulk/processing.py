@@ -110,7 +110,7 @@ class Prepared:
     plan: Plan
 
 
-def _unprocessed(conn: Connection, claim: Claim, query: Direct) -> list[Any]:
+def _unprocessed(conn: Connection, claim: Claim, query: Direct[Any]) -> list[Any]:
     """The claim's rows that are still unprocessed, in row order."""
     span = {"b_job": claim.job_id, "b_first": claim.rows[0], "b_last": claim.rows[-1]}
     claimed = set(claim.rows)

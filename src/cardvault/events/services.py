@@ -29,6 +29,14 @@ _EVENTS = Base.metadata.tables[Event.__tablename__]
 _INSERT = insert(_EVENTS)
 _INSERT_DIRECT = Direct(_INSERT)
 _ENDPOINTS = Base.metadata.tables["webhook_endpoints"]
+_VAULTS = Base.metadata.tables["vaults"]
+# The writers of events share this lock on their vaults' rows (a foreign key check
+# takes the same); a new webhook endpoint takes the exclusive one (lock_for_endpoint).
+_LOCK_VAULTS = Direct(
+    select(_VAULTS.c.id)
+    .where(_VAULTS.c.id.in_(bindparam("b_vaults", expanding=True)))
+    .with_for_update(read=True, key_share=True)
+)
 _SUBSCRIBED = Direct(
     select(_ENDPOINTS.c.vault_id)
     .where(_ENDPOINTS.c.vault_id.in_(bindparam("b_vaults", expanding=True)))
@@ -56,19 +64,38 @@ def store_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def _marked(conn: Connection, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
-    """On SQLite, the events of a vault without webhook endpoints are stored as already
+    """The events of a vault without webhook endpoints are stored as already
     dispatched: the fan-out would have nothing to deliver, and would rewrite each row
-    to say so. Writers are serialised there, so an endpoint is either committed before
-    this transaction (and seen here) or after it: it did not exist when these events
-    happened, and gets none of them. On PostgreSQL an endpoint may commit between
-    this check and this commit, so the fan-out decides there."""
-    if not rows or conn.dialect.name != "sqlite":
+    to say so.
+
+    An endpoint is either committed before this transaction (and seen here) or after
+    it: then it did not exist when these events happened, and gets none of them. The
+    vaults' rows are locked first (shared; ``FOR KEY SHARE``), and a new endpoint
+    locks its vault's row exclusively (:func:`lock_for_endpoint`) until it commits, so
+    no endpoint can commit between this check and this commit, whichever database
+    (SQLite serialises writers anyway and takes no row locks)."""
+    if not rows:
         return rows
     vaults = list({row["vault_id"] for row in rows})
-    subscribed = {found.vault_id for found in _SUBSCRIBED.all(conn, {"b_vaults": vaults})}
+    params = {"b_vaults": vaults}
+    _LOCK_VAULTS.all(conn, params)
+    # A statement of its own, after the lock: it sees an endpoint committed meanwhile.
+    subscribed = {found.vault_id for found in _SUBSCRIBED.all(conn, params)}
     if len(subscribed) == len(vaults):
         return rows
     return [row if row["vault_id"] in subscribed else {**row, "dispatched": True} for row in rows]
+
+
+def lock_for_endpoint(conn: Connection, vault_id: str) -> None:
+    """Before adding a webhook endpoint to the vault: wait for the vault's events being
+    written (see :func:`_marked`), and keep new ones from being written until this
+    transaction ends."""
+    _LOCK_VAULT.all(conn, {"b_vault": vault_id})
+
+
+_LOCK_VAULT = Direct(
+    select(_VAULTS.c.id).where(_VAULTS.c.id == bindparam("b_vault")).with_for_update()
+)
 
 
 def event_row(name: EventName, card: Any, token: Any) -> dict[str, Any]:
@@ -108,7 +135,7 @@ def list_events(
     transactions commit in, so a reader that goes on from each page's ``after`` reads
     every event exactly once; an event whose transaction (or an older one) is still
     running appears once it has ended."""
-    order = CommitOrder(session.get_bind().dialect.name, _EVENTS.c.txid, _EVENTS.c.seq)
+    order = CommitOrder.of(session, _EVENTS.c.txid, _EVENTS.c.seq)
     start = _start(session, order, vault_id, after)
     rows = session.execute(
         select(_EVENTS.c.payload, *order.columns())

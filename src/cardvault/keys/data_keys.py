@@ -12,8 +12,7 @@ import logging
 import secrets
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import (
@@ -26,7 +25,7 @@ from cardvault.crypto import (
     wrap_data_key,
 )
 from cardvault.store.changes import publish_change
-from cardvault.store.db import Database
+from cardvault.store.db import Database, insert_if_absent
 from cardvault.store.models import Base, Card, DataKey, Vault, WrappedSecret
 
 log = logging.getLogger(__name__)
@@ -50,18 +49,10 @@ def _require_vault(session: Session, vault_id: str) -> None:
 
 
 def _insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]) -> None:
-    """INSERT that does nothing if a unique constraint already holds such a row.
-
-    On PostgreSQL a concurrent uncommitted insert makes this wait for that transaction;
-    on SQLite writers are serialized. Either way the row read afterwards is the winner's.
-    """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(postgresql.insert(model).values(values).on_conflict_do_nothing())
-    elif dialect == "sqlite":
-        session.execute(sqlite.insert(model).values(values).on_conflict_do_nothing())
-    else:
-        session.execute(insert(model).values(values))
+    """INSERT that does nothing if a unique constraint already holds such a row (the
+    row read afterwards is the winner's: see :func:`cardvault.store.db.insert_if_absent`)."""
+    table = Base.metadata.tables[model.__tablename__]
+    insert_if_absent(session, table, values)
 
 
 def _latest_version(session: Session, vault_id: str) -> int:

@@ -3,9 +3,11 @@
 Entries are dropped when the change feed reports a change to their client, and after
 ``TTL`` seconds in any case. Together with :class:`~cardvault.sync.changes.Freshness`
 this keeps the token endpoint from reading the database on every request without
-ever accepting a client that was deleted, disabled or demoted. On PostgreSQL, where
-other nodes' commits arrive by ``NOTIFY`` a few milliseconds later, the cache is off
-and every request reads the client's row, so a revocation still takes effect at once.
+ever accepting a client that was deleted, disabled or demoted. That holds only where
+the database sees every commit at once (``Capabilities.sees_every_commit``: SQLite).
+Elsewhere (PostgreSQL, where other nodes' commits arrive by ``NOTIFY`` a few
+milliseconds later) the cache is off and every request reads the client's row, so a
+revocation still takes effect at once.
 """
 
 from __future__ import annotations

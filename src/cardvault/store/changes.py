@@ -6,18 +6,17 @@ keys change; :mod:`cardvault.sync.changes` reads the rows back on every worker.
 
 from __future__ import annotations
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from cardvault.store.db import notify
 from cardvault.store.models import Change
 from cardvault.store.types import utcnow
 
-# The PostgreSQL NOTIFY channel that wakes every worker's change feed.
+# The channel that wakes every worker's change feed (``Database.listen``).
 CHANNEL = "cardvault_changes"
 
 
 def publish_change(session: Session, kind: str, subject: str) -> None:
     """Record a change inside the caller's transaction; it reaches workers on commit."""
     session.add(Change(kind=kind, subject=subject, created_at=utcnow()))
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    notify(session, CHANNEL)

@@ -1,133 +1,114 @@
-"""Hot statements run straight on SQLite's driver.
+"""The executor: SQLAlchemy Core statements compiled once, run on the driver.
 
 On the hottest calls (``GET /network-tokens/{key}``, ``GET /cards/{key}``,
 ``POST /cards``, the audit log) SQLAlchemy's work around each execution — pool
 checkout, event dispatch, cache-key lookup, building the ``Row`` — costs far more
-than SQLite's: about 180 µs around a 12 µs query on this project's bench machine.
+than the database's: about 180 µs around a 12 µs query on SQLite on this project's
+bench machine.
 
-A :class:`Direct` statement is still a SQLAlchemy Core statement: SQLAlchemy
-compiles it (once) and supplies each column type's own conversions (``UTCDateTime``,
-``JSON``...), so values read or written here are exactly what the ORM would read or
-write. Only the per-execution machinery is skipped, and only on a file-backed
-SQLite database; on PostgreSQL the statement runs through SQLAlchemy as usual.
+A :class:`Direct` statement is still a SQLAlchemy Core statement: SQLAlchemy compiles
+it (once per dialect) and supplies each column type's own conversions
+(``UTCDateTime``, ``JSON``...), so values read or written here are exactly what the
+ORM would read or write. Only the per-execution machinery is skipped, on SQLite and
+PostgreSQL alike: the compiled SQL runs on the DBAPI connection (``sqlite3``,
+psycopg 3) through the dialect's :class:`~cardvault.store.backend.Driver`, which
+raises errors as SQLAlchemy does.
 
-Reads run on a connection of the calling thread's own (``query_only``, outside any
-transaction: in WAL mode every statement sees a consistent snapshot). Writes run
-on the driver connection of the caller's SQLAlchemy connection, inside its
-transaction.
+Reads given a :class:`~cardvault.store.db.Database` run on a reader connection of the
+calling thread's own, outside any transaction (SQLite: ``query_only``, WAL snapshot
+per statement; PostgreSQL: autocommit, read-only, statements prepared by the server).
+Reads and writes given a ``Connection`` run on its driver connection, inside its
+transaction. Rows come back as named tuples, or as whatever the statement's row
+factory (a record class) makes of the columns.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
-from sqlalchemy import Connection, exc
+from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
-from cardvault.store.db import Database
+from cardvault.store.backend import Driver, Params, Raw, Sql
+from cardvault.store.db import Database, driver_for
 
 Processor = Callable[[Any], Any] | None
 Statement = Select[Any] | UpdateBase
-
+R = TypeVar("R")
 
 Source = Database | Connection  # a database (its thread's reader) or a transaction
 
 
-class Direct:
-    """A Core statement compiled once and executed on the DBAPI connection.
+class Direct(Generic[R]):
+    """A Core statement compiled once per dialect and run on the DBAPI connection.
 
-    Statements with bound parameters must name them (``bindparam("key")``). An
-    expanding ``IN`` parameter is compiled once per number of values given. An
-    ``INSERT`` must be given every column that has a Python-side default, since such
-    defaults are SQLAlchemy's to apply.
+    ``row`` makes each row from its column values, in the statement's column order
+    (a record class); without it, rows are named tuples. Statements with bound
+    parameters must name them (``bindparam("key")``). An expanding ``IN`` parameter
+    is compiled once per number of values given. An ``INSERT`` must be given every
+    column that has a Python-side default, since such defaults are SQLAlchemy's to apply.
     """
 
-    def __init__(self, statement: Statement) -> None:
+    @overload
+    def __init__(self: Direct[Any], statement: Statement) -> None: ...
+
+    @overload
+    def __init__(self, statement: Statement, row: Callable[..., R]) -> None: ...
+
+    def __init__(self, statement: Statement, row: Callable[..., R] | None = None) -> None:
         self.statement = statement
+        self._row_factory = row
         self._compiled: dict[tuple[Any, ...], _Compiled] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ reads
 
-    def first(self, source: Source, params: Mapping[str, Any]) -> Any:
-        """The first row (a named tuple), or None. Read with the database's reader of
-        the calling thread, or in a connection's transaction (seeing its own writes)."""
+    def first(self, source: Source, params: Mapping[str, Any]) -> R | None:
+        """The first row, or None. Read with the database's reader of the calling
+        thread, or in a connection's transaction (seeing its own writes)."""
         rows = self._read(source, params, one=True)
         return rows[0] if rows else None
 
-    def all(self, source: Source, params: Mapping[str, Any]) -> list[Any]:
-        """Every row, as named tuples (see :meth:`first`)."""
+    def all(self, source: Source, params: Mapping[str, Any]) -> list[R]:
+        """Every row (see :meth:`first`)."""
         return self._read(source, params, one=False)
 
-    def _read(self, source: Source, params: Mapping[str, Any], *, one: bool) -> list[Any]:
+    def _read(self, source: Source, params: Mapping[str, Any], *, one: bool) -> list[R]:
         if isinstance(source, Database):
-            driver = source.direct_reader()
-            if driver is None:
-                with source.engine.connect() as conn:
-                    return self._read_through(conn, params, one=one)
-            dialect = source.engine.dialect
+            compiled = self._compile(source.engine.dialect, (), params)
+            raw = source.read(compiled.sql, compiled.bind(params), one=one)
         else:
-            if source.dialect.name != "sqlite":
-                return self._read_through(source, params, one=one)
-            driver = _driver(source)
-            dialect = source.dialect
-        compiled = self._compile(dialect, (), params)
-        cursor = driver.execute(compiled.sql, compiled.bind(params))
-        raw = cursor.fetchmany(1) if one else cursor.fetchall()
-        cursor.close()
-        return [compiled.convert(r) for r in raw]
-
-    def _read_through(self, conn: Connection, params: Mapping[str, Any], *, one: bool) -> list[Any]:
-        """Read through SQLAlchemy (not SQLite): rows of the same named tuples."""
-        result = conn.execute(self.statement, dict(params))
-        found = [result.first()] if one else list(result)
-        compiled = self._compile(conn.dialect, (), {})
-        return [compiled.row(tuple(r)) for r in found if r is not None]
+            compiled = self._compile(source.dialect, (), params)
+            driver = _in_transaction(source)
+            raw = compiled.driver.fetch(driver, compiled.sql, compiled.bind(params), one=one)
+        convert = compiled.convert
+        return [convert(r) for r in raw]
 
     # ------------------------------------------------------------------ writes
 
     def bind(self, source: Source, rows: Sequence[Mapping[str, Any]]) -> Bound:
-        """The rows converted for SQLite's driver now, before their transaction (of
-        ``source``'s database): a group commit then holds the write lock only for
-        SQLite's own work. Give the result to :meth:`execute`; elsewhere than SQLite
-        the rows are kept and bound there, as usual."""
-        dialect = source.engine.dialect if isinstance(source, Database) else source.dialect
-        if not rows or dialect.name != "sqlite":
+        """The rows converted for the driver now, before their transaction (of
+        ``source``'s database): a group commit then spends its transaction on the
+        database's own work. Give the result to :meth:`execute`."""
+        if not rows:
             return Bound(rows, None, ())
+        dialect = source.engine.dialect if isinstance(source, Database) else source.dialect
         keys = tuple(rows[0]) if isinstance(self.statement, Insert) else ()
         compiled = self._compile(dialect, keys, rows[0])
-        return Bound(rows, compiled.sql, [compiled.bind(r) for r in rows])
+        return Bound(rows, compiled.sql, [compiled.bind(r) for r in rows], compiled.driver)
 
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]] | Bound) -> None:
         """Run the statement once per parameter set, in ``conn``'s transaction."""
         bound = rows if isinstance(rows, Bound) else self.bind(conn, rows)
-        if bound.sql is not None:
-            self._run(conn, bound.sql, bound.params)
-        elif bound.rows:  # not SQLite: through SQLAlchemy
-            conn.execute(self.statement, [dict(r) for r in bound.rows])
-
-    @staticmethod
-    def _run(conn: Connection, sql: str, params: Sequence[tuple[Any, ...]]) -> None:
-        driver = _driver(conn)
-        try:
-            if len(params) == 1:
-                driver.execute(sql, params[0])
-            else:
-                driver.executemany(sql, params)
-        except sqlite3.IntegrityError as error:
-            # As SQLAlchemy would raise it (callers catch its IntegrityError), and
-            # with no parameter values: they may be card data.
-            raise exc.IntegrityError(sql, None, error) from None
-        except sqlite3.Error as error:
-            raise exc.DBAPIError(sql, None, error) from None
+        if bound.sql is not None and bound.driver is not None:
+            bound.driver.execute(_in_transaction(conn), bound.sql, bound.params)
 
     # ------------------------------------------------------------------ compiling
 
@@ -158,7 +139,7 @@ class Direct:
     ) -> _Compiled:
         with self._lock:
             compiled = self._compiled.get(key) or _Compiled(
-                self.statement, dialect, insert_keys, sizes
+                self.statement, dialect, insert_keys, sizes, self._row_factory
             )
             self._compiled[key] = compiled
         return compiled
@@ -166,22 +147,17 @@ class Direct:
 
 @dataclass(frozen=True, slots=True)
 class Bound:
-    """Rows of a statement and, on SQLite, their driver parameters (:meth:`Direct.bind`)."""
+    """Rows of a statement and their driver parameters (:meth:`Direct.bind`)."""
 
     # Never in a repr: rows may hold card data (holder details, token numbers).
     rows: Sequence[Mapping[str, Any]] = field(repr=False)
-    sql: str | None  # None: not bound (not SQLite, or no rows)
-    params: Sequence[tuple[Any, ...]] = field(repr=False)
-
-
-def _driver(conn: Connection) -> sqlite3.Connection:
-    driver = conn.connection.driver_connection
-    assert isinstance(driver, sqlite3.Connection)
-    return driver
+    sql: Sql | None  # None: no rows
+    params: Sequence[Params] = field(repr=False)
+    driver: Driver | None = field(default=None, repr=False)
 
 
 class _Compiled:
-    """SQL text, parameter order and type conversions of one statement (with
+    """SQL text, parameters and type conversions of one statement on one dialect (with
     ``sizes`` values for each expanding parameter, when it has some)."""
 
     def __init__(
@@ -190,79 +166,89 @@ class _Compiled:
         dialect: Dialect,
         insert_keys: Iterable[str],
         sizes: Mapping[str, int],
+        row: Callable[..., Any] | None,
     ):
         keys = list(insert_keys)
-        compiler = statement.compile(dialect=dialect, column_keys=keys or None)
+        # As for an executemany: no implicit RETURNING of new ids (nobody reads them).
+        compiler = statement.compile(
+            dialect=dialect, column_keys=keys or None, for_executemany=True
+        )
         assert isinstance(compiler, SQLCompiler)
         if isinstance(statement, Insert):
             _check_defaults(statement, keys)
-        names = list(compiler.positiontup or ())
         binds = compiler.binds
-        self.expanding = tuple(name for name in names if binds[name].expanding)
-        defaults = self.defaults = compiler.params
-        self.sql = str(compiler)
-        # (parameter, position in its list or None, default, conversion)
-        self._binds: list[tuple[str, int | None, Any, Processor]] = []
+        self.driver = driver_for(dialect)
+        defaults = self.defaults = compiler.params  # by the names the SQL gives them
+        self.expanding = tuple(name for name in defaults if binds[name].expanding)
+        self._positional = bool(dialect.positional)
         if sizes:
             if not sizes.keys() <= set(self.expanding):
                 raise ValueError(f"not expanding parameters: {set(sizes) - set(self.expanding)}")
-            placeholders = {name: defaults.get(name) for name in names if name not in sizes}
-            values = {name: [None] * size for name, size in sizes.items()}
-            expanded = statement.params({**placeholders, **values}).compile(
-                dialect=dialect,
-                column_keys=keys or None,
-                compile_kwargs={"render_postcompile": True},
-            )
-            self.sql = str(expanded)
-            for name in expanded.positiontup or ():
-                if name in binds:
-                    process = _bind(binds[name], dialect)
-                    self._binds.append((name, None, defaults.get(name), process))
-                    continue
-                base, _, number = name.rpartition("_")  # the n-th value of a list
-                assert base in sizes, name
-                process = _bind(binds[base], dialect)
-                self._binds.append((base, int(number) - 1, defaults.get(base), process))
+            placeholders = {name: value for name, value in defaults.items() if name not in sizes}
+            lists = {name: [None] * size for name, size in sizes.items()}
+            state = compiler.construct_expanded_state({**placeholders, **lists})
+            text = state.statement
+            names = list(state.positiontup or ()) if self._positional else list(state.parameters)
+            expanded = {
+                name: (base, position)
+                for base, members in state.parameter_expansion.items()
+                for position, name in enumerate(members)
+            }
         else:
-            self._binds = [
-                (name, None, defaults.get(name), _bind(binds[name], dialect)) for name in names
-            ]
+            text = str(compiler)
+            names = list(compiler.positiontup or ()) if self._positional else list(defaults)
+            expanded = {}
+        self.sql = self.driver.sql(text)
+        # (name in the SQL, parameter, position in its list or None, default, conversion)
+        self._binds: list[tuple[str, str, int | None, Any, Processor]] = []
+        for name in names:
+            base, position = expanded.get(name, (name, None))
+            process = _bind(binds[base], dialect)
+            self._binds.append((name, base, position, defaults.get(base), process))
+        self._simple = not self.expanding
         columns = getattr(statement, "selected_columns", None)
         labels = [c.key for c in columns] if columns is not None else []
-        self._row: Any = namedtuple("Row", labels, rename=True)  # type: ignore[misc]
+        self._row: Callable[..., Any] = row or namedtuple("Row", labels, rename=True)
         self._results: list[Processor] = [
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in (columns or ())
         ]
         self._plain = all(p is None for p in self._results)
 
-    def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    def bind(self, params: Mapping[str, Any]) -> Params:
         get = params.get
-        if not self.expanding:  # the common case, kept short: it runs for every row
-            return tuple(
-                [
-                    get(name, default) if process is None else process(get(name, default))
-                    for name, _, default, process in self._binds
-                ]
-            )
-        values = []
-        for name, position, default, process in self._binds:
-            value = get(name, default)
-            if position is not None:
-                value = value[position]
-            values.append(value if process is None else process(value))
-        return tuple(values)
+        if self._simple:  # the common case, kept short: it runs for every row
+            values = [
+                get(base, default) if process is None else process(get(base, default))
+                for _name, base, _, default, process in self._binds
+            ]
+        else:
+            values = []
+            for _name, base, position, default, process in self._binds:
+                value = get(base, default)
+                if position is not None:
+                    value = value[position]
+                values.append(value if process is None else process(value))
+        if self._positional:
+            return tuple(values)
+        return dict(zip([b[0] for b in self._binds], values, strict=True))
 
-    def convert(self, raw: Sequence[Any]) -> Any:
-        """A row as the driver gives it, converted as SQLAlchemy would."""
+    def convert(self, raw: Raw) -> Any:
+        """A row as the driver gives it, converted as SQLAlchemy would, then made
+        into the statement's row."""
         if self._plain:
-            return self._row._make(raw)
-        return self._row._make(
-            v if p is None else p(v) for p, v in zip(self._results, raw, strict=True)
+            return self._row(*raw)
+        return self._row(
+            *[v if p is None else p(v) for p, v in zip(self._results, raw, strict=True)]
         )
 
-    def row(self, values: tuple[Any, ...]) -> Any:
-        """A row SQLAlchemy already converted."""
-        return self._row._make(values)
+
+def _in_transaction(conn: Connection) -> Any:
+    """The DBAPI connection of ``conn``, in a transaction that SQLAlchemy knows of (as
+    its own first statement would begin one): ended when ``conn`` closes, never left
+    open in the pool by a driver that begins transactions by itself (psycopg)."""
+    if not conn.in_transaction():
+        conn.begin()
+    return conn.connection.driver_connection
 
 
 def _bind(bind: Any, dialect: Dialect) -> Processor:

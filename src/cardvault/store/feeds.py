@@ -16,8 +16,10 @@ which rows are only ever added at the end, whatever order their writers commit i
 - SQLite: writers are serialised and a row's id is taken under the write lock, so
   commits happen in id order and the id is the position's key.
 
-This module is the only one that knows the difference; readers use
-:meth:`CommitOrder.newer` and :meth:`CommitOrder.order` and are written once.
+This module is the only one that knows the difference (from the database's
+:attr:`~cardvault.store.backend.Capabilities.commits_in_id_order`); readers get the
+order with :meth:`CommitOrder.of`, use :meth:`CommitOrder.newer` and
+:meth:`CommitOrder.order`, and are written once.
 """
 
 from __future__ import annotations
@@ -25,8 +27,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, literal, literal_column, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    literal,
+    literal_column,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import KeyedColumnElement
+
+from cardvault.store.db import Database, capabilities_of
 
 # The writer's transaction id (PostgreSQL 13+): the ``txid`` column's server default.
 TXID_DEFAULT = "pg_current_xact_id()::text::bigint"
@@ -53,11 +68,21 @@ class CommitOrder:
     """The commit order of one table, from its ``txid`` column and its id column."""
 
     def __init__(
-        self, dialect: str, txid: KeyedColumnElement[Any], seq: KeyedColumnElement[Any]
+        self, txid: KeyedColumnElement[Any], seq: KeyedColumnElement[Any], *, by_id: bool
     ) -> None:
-        self._pg = dialect == "postgresql"
+        self._pg = not by_id
         self.seq = seq
-        self.key = txid if self._pg else seq
+        self.key = seq if by_id else txid
+
+    @classmethod
+    def of(
+        cls,
+        bind: Database | Engine | Connection | Session,
+        txid: KeyedColumnElement[Any],
+        seq: KeyedColumnElement[Any],
+    ) -> CommitOrder:
+        """The commit order of the table on ``bind``'s database."""
+        return cls(txid, seq, by_id=capabilities_of(bind).commits_in_id_order)
 
     def settled(self) -> ColumnElement[bool]:
         """Rows whose writer and every older writer have ended (every row on SQLite)."""

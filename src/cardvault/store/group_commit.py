@@ -12,7 +12,10 @@ The event loop never blocks on the write lock: when another writer (the other
 worker processes, this one's audit flush) holds it, the loop waits for it in a thread
 and goes on serving requests, whose writes join the batch.
 
-On PostgreSQL writers do not block each other: each write runs alone in a thread.
+PostgreSQL has no write lock, but the commit is the costly part there too (a round
+trip and a WAL flush): the same batches run, each in a thread (a statement crosses a
+network, :attr:`Capabilities.inline`), and the requests that arrive meanwhile make the
+next batch. A batch of one write needs no savepoint.
 """
 
 from __future__ import annotations
@@ -41,18 +44,12 @@ class GroupCommit:
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction (shared with others) and return its result."""
-        if self._db.dialect != "sqlite":
-            return await asyncio.to_thread(self._alone, fn)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.append((fn, future))
         if self._draining is None:
             self._draining = loop.create_task(self._drain(), name="group-commit")
         return await future
-
-    def _alone(self, fn: Callable[[Connection], T]) -> T:
-        with self._db.write_connection() as conn:
-            return fn(conn)
 
     async def _drain(self) -> None:
         """Commit what is queued, a batch per turn of the write lock."""
@@ -63,9 +60,10 @@ class GroupCommit:
                 try:
                     batch = self._queue[: self._max_batch]
                     del self._queue[: self._max_batch]
-                    self._commit(batch)
+                    outcomes = await self._db.call(self._commit, batch)
                 finally:
                     self._db.unlock_writes()
+                _settle_all(outcomes)
         except asyncio.CancelledError:  # shutting down
             self._fail_queued(None)
             raise
@@ -96,24 +94,34 @@ class GroupCommit:
             waiter.abandon()
             raise
 
-    def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+    def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> list[_Outcome]:
+        """Run a batch in one transaction (in a thread, or inline where statements
+        cost microseconds); each write's result or error, for the loop to hand out."""
+        outcomes: list[_Outcome] = []
         try:
             with self._db.locked_write_connection() as conn:
-                for fn, future in batch:
-                    outcomes.append((future, *_in_savepoint(conn, fn)))
+                if len(batch) == 1:  # alone: its error rolls back its own transaction
+                    fn, future = batch[0]
+                    outcomes.append((future, fn(conn), None))
+                else:
+                    for fn, future in batch:
+                        outcomes.append((future, *_in_savepoint(conn, fn)))
         except Exception as failed:  # the commit (or the lock) failed: nothing was kept
-            for _fn, future in batch:
-                if not future.done():
-                    future.set_exception(failed)
-            return
-        for future, value, error in outcomes:
-            if future.done():  # the request was cancelled (client went away)
-                continue
-            if error is None:
-                future.set_result(value)
-            else:
-                future.set_exception(error)
+            return [(future, None, failed) for _fn, future in batch]
+        return outcomes
+
+
+_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+def _settle_all(outcomes: list[_Outcome]) -> None:
+    for future, value, error in outcomes:
+        if future.done():  # the request was cancelled (client went away)
+            continue
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
 
 
 class _LockWaiter:

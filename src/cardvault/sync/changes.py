@@ -2,8 +2,9 @@
 
 A change (``client``, ``token`` or ``keys``) is a row written in the same transaction
 as the change itself. Every worker polls the table (``change_poll_interval``, 250 ms by
-default) and, on PostgreSQL, is woken at once by ``NOTIFY`` so that nodes sharing one
-database converge within milliseconds. No extra service is needed.
+default) and, where the database has notifications (PostgreSQL's ``NOTIFY``), is woken
+at once so that nodes sharing one database converge within milliseconds. No extra
+service is needed.
 
 Changes are read in commit order (:mod:`cardvault.store.feeds`), never by "ids above
 the highest seen": on PostgreSQL ids are taken at insert and become visible at
@@ -16,7 +17,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 
 from cardvault.store.changes import CHANNEL
-from cardvault.store.db import PG_CONNECT_ARGS, Database
+from cardvault.store.db import Database
+from cardvault.store.direct import Direct
 from cardvault.store.feeds import START, CommitOrder, Position
 from cardvault.store.models import Change
+from cardvault.store.probe import ChangeProbe
 from cardvault.store.unavailable import log_failure
 
 log = logging.getLogger(__name__)
@@ -53,17 +55,11 @@ class ChangeFeed:
         self._db = db
         self._handlers: list[Callable[[Sequence[ChangeEvent]], None]] = []
         self._interval = poll_interval
-        self._order = CommitOrder(db.dialect, Change.__table__.c.txid, Change.__table__.c.id)
+        self._order = CommitOrder.of(db, Change.__table__.c.txid, Change.__table__.c.id)
         self._position = START
         self._wake = asyncio.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
-
-    @property
-    def last_id(self) -> int:
-        """The id of the change this worker applied last (on SQLite, where changes
-        commit in id order, every change with a higher id is new)."""
-        return self._position.seq
 
     @property
     def position(self) -> Position:
@@ -112,75 +108,56 @@ class ChangeFeed:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._db.dialect == "postgresql":
-            threading.Thread(
-                target=self._listen, args=(loop,), name="cardvault-listen", daemon=True
-            ).start()
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
-            self._wake.clear()
-            try:
-                await asyncio.to_thread(self.poll_once)
-            except Exception as error:
-                log_failure(log, "change feed poll failed; retrying", error)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
+        listener = self._db.listen(CHANNEL, wake)
+        try:
+            while not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+                self._wake.clear()
+                try:
+                    await asyncio.to_thread(self.poll_once)
+                except Exception as error:
+                    log_failure(log, "change feed poll failed; retrying", error)
+        finally:
+            if listener is not None:
+                listener.close()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
 
-    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
-        import psycopg
-
-        url = self._db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(url, autocommit=True, **PG_CONNECT_ARGS) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            loop.call_soon_threadsafe(self._wake.set)
-            except Exception:
-                if self._stop.wait(1.0):
-                    return
-                log.warning("change listener lost its connection; reconnecting")
-
 
 class Freshness:
     """Makes a worker see other connections' commits before it answers.
 
-    On SQLite, ``PRAGMA data_version`` on a private connection changes whenever any
-    other connection commits; it costs microseconds, so it is checked on every
-    request and the feed is read only when something changed. That makes a
-    revocation effective at once on every worker of the node. On PostgreSQL the
-    feed is pushed by ``NOTIFY`` instead and :meth:`sync` does nothing.
+    Where the database sees every commit (:attr:`ChangeProbe.exact`: SQLite, whose
+    ``PRAGMA data_version`` changes whenever any other connection commits, in
+    microseconds), :meth:`sync` checks it on every request and reads the feed only
+    when something changed: a revocation takes effect at once on every worker of the
+    node. Elsewhere the feed is pushed by notifications and polling instead, and
+    :meth:`sync` does nothing.
     """
 
     def __init__(self, db: Database, feed: ChangeFeed) -> None:
+        self._db = db
         self._feed = feed
-        self._conn: sqlite3.Connection | None = None
-        self._version = -1
-        if db.dialect == "sqlite" and db.engine.url.database not in (None, "", ":memory:"):
-            self._conn = sqlite3.connect(
-                str(db.engine.url.database), check_same_thread=False, isolation_level=None
-            )
-            self._version = self._read()
-
-    def _read(self) -> int:
-        assert self._conn is not None
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        self._probe = ChangeProbe(db)
+        self._order = CommitOrder.of(db, Change.__table__.c.txid, Change.__table__.c.id)
+        self._newest = Direct(self._order.latest())
+        if self._probe.exact:
+            self._probe.changed()  # from now on
 
     def sync(self) -> None:
-        if self._conn is None:
+        if not self._probe.exact or not self._probe.changed():
             return
-        version = self._read()
-        if version != self._version:
-            # Most commits are not changes (cards, audit records): look before reading.
-            self._version = version
-            newest = self._conn.execute("SELECT max(id) FROM changes").fetchone()[0]
-            if newest is not None and newest > self._feed.last_id:
-                self._feed.poll_once()
+        # Most commits are not changes (cards, audit records): look before reading.
+        newest = self._newest.first(self._db, {})
+        if newest is not None and self._order.position(newest) > self._feed.position:
+            self._feed.poll_once()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        self._probe.close()

@@ -2,7 +2,7 @@
 
 Every step is a short transaction, safe on several worker processes and several nodes
 sharing one database: rows are claimed with a lease (``locked_until``), with
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite serializes writers). A claim whose
+``FOR UPDATE SKIP LOCKED`` (which SQLite, serialising writers, does without). A claim whose
 lease ran out (its worker died) is claimed again. For one endpoint, a card's events
 go out in order: a delivery waits while an earlier one of the same card is pending.
 """
@@ -57,8 +57,10 @@ class Outcome:
 _Query = TypeVar("_Query", bound=GenerativeSelect)
 
 
-def _locked(db: Database, query: _Query) -> _Query:
-    return query.with_for_update(skip_locked=True) if db.dialect == "postgresql" else query
+def _locked(query: _Query) -> _Query:
+    """Rows that other workers have not locked, locked (SQLite serialises writers and
+    renders no row lock)."""
+    return query.with_for_update(skip_locked=True)
 
 
 def fan_out(db: Database, horizon: dt.timedelta, limit: int = 200) -> int:
@@ -68,7 +70,7 @@ def fan_out(db: Database, horizon: dt.timedelta, limit: int = 200) -> int:
         if session.scalar(select(Event.seq).where(Event.dispatched == False).limit(1)) is None:  # noqa: E712
             return 0
     with db.transaction() as session:
-        events = session.execute(_locked(db, _NEW_EVENTS.limit(limit))).all()
+        events = session.execute(_locked(_NEW_EVENTS.limit(limit))).all()
         if not events:
             return 0
         endpoints = _endpoints_of(session, {e.vault_id for e in events})
@@ -165,7 +167,7 @@ def claim(
         if conn.execute(_due(now).limit(1)).first() is None:
             return []
     with db.transaction() as session:
-        rows = session.execute(_locked(db, _due(now).limit(max(slots * 4, 50)))).all()
+        rows = session.execute(_locked(_due(now).limit(max(slots * 4, 50)))).all()
         chosen = _pick(rows, slots, allowance)
         if not chosen:
             return []

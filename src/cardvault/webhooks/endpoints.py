@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from cardvault.crypto import random_id
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.events import EVENT_TYPES
+from cardvault.events.services import lock_for_endpoint
 from cardvault.store.event_models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from cardvault.store.types import utcnow
 from cardvault.webhooks.errors import EndpointNotFound, InvalidEvents, TooManyEndpoints
@@ -49,8 +50,13 @@ def create_endpoint(
     events: Sequence[str],
     limit: int,
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint of the cipher's vault and its signing secret (shown once)."""
+    """A new endpoint of the cipher's vault and its signing secret (shown once).
+
+    The vault's row is locked first: events being written in the vault are either
+    committed before (the endpoint gets none of them) or after this endpoint, and two
+    endpoints made at once cannot both pass the limit."""
     names = check_events(events)
+    lock_for_endpoint(session.connection(), cipher.vault_id)
     count = session.scalar(
         select(func.count())
         .select_from(WebhookEndpoint)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cardvault.store import Database, create_database
-from cardvault.store.db import WAL_RESTART_PAGES, WRITER_CHECKPOINT_PAGES
+from cardvault.store.sqlite import WAL_RESTART_PAGES, WRITER_CHECKPOINT_PAGES, SQLiteBackend
 from tests.conftest import Databases
 
 PAGE = 4096
@@ -86,8 +86,10 @@ def test_a_failed_copy_of_the_last_pages_still_gives_the_lock_back(
 ) -> None:
     _write_pages(sqlite_db, commits=WAL_RESTART_PAGES // 80 + 5, rows=80)
     sqlite_db.checkpoint()  # a long WAL: its last pages are left to the next writer
-    assert sqlite_db._checkpointer is not None
-    sqlite_db._checkpointer.close()  # the copy will fail
+    assert isinstance(sqlite_db.backend, SQLiteBackend)
+    lock = sqlite_db.backend._lock
+    assert lock._checkpointer is not None
+    lock._checkpointer.close()  # the copy will fail
 
     assert sqlite_db.lock_writes(blocking=False)
     sqlite_db.unlock_writes()
@@ -95,7 +97,7 @@ def test_a_failed_copy_of_the_last_pages_still_gives_the_lock_back(
     assert sqlite_db.lock_writes(blocking=False)  # given back all the same
     sqlite_db.unlock_writes()
     assert "copying the last pages of the WAL failed" in caplog.text
-    sqlite_db._checkpointer = None  # closed above; dispose() need not
+    lock._checkpointer = None  # closed above; dispose() need not
 
 
 def test_rows_read_the_same_after_a_checkpoint(sqlite_db: Database) -> None:

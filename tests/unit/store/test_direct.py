@@ -6,13 +6,14 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from cardvault.store import Database, create_database
 from cardvault.store.direct import Direct
 from cardvault.store.migrate import upgrade
 from cardvault.store.models import Base
+from cardvault.store.unavailable import is_unavailable
 from tests.conftest import BACKENDS, Databases
 
 AUDIT = Base.metadata.tables["audit_events"]
@@ -80,7 +81,8 @@ def test_rows_written_by_sqlalchemy_read_directly_are_the_same(db: Database) -> 
 
 def test_a_duplicate_key_is_sqlalchemys_integrity_error_without_the_values(db: Database) -> None:
     add_org = Direct(insert(ORGS))
-    org = {"id": "org_1", "name": "holder 4242424242424242", "created_at": WHEN}
+    # The duplicate key itself holds the digits: PostgreSQL's DETAIL line would quote it.
+    org = {"id": "org_4242424242424242", "name": "holder 4242424242424242", "created_at": WHEN}
     with db.write_connection() as conn:
         add_org.execute(conn, [org])
 
@@ -88,6 +90,7 @@ def test_a_duplicate_key_is_sqlalchemys_integrity_error_without_the_values(db: D
         add_org.execute(conn, [org])
 
     assert "4242424242424242" not in str(raised.value)
+    assert "4242424242424242" not in repr(raised.value.orig)
     with db.engine.connect() as conn:
         assert conn.execute(select(ORGS.c.id)).scalars().all() == [org["id"]]
 
@@ -101,16 +104,10 @@ def test_a_failed_write_leaves_nothing_of_its_transaction(db: Database) -> None:
         assert conn.execute(select(ORGS.c.id)).scalars().all() == []
 
 
-def test_an_insert_must_give_the_columns_sqlalchemy_would_default(databases: Databases) -> None:
-    url = databases.url("sqlite")  # only SQLite runs statements on the driver
-    upgrade(url)
-    db = create_database(url)
+def test_an_insert_must_give_the_columns_sqlalchemy_would_default(db: Database) -> None:
     cards = Base.metadata.tables["cards"]  # created_at has a Python-side default
-    try:
-        with pytest.raises(ValueError, match="created_at"), db.write_connection() as conn:
-            Direct(insert(cards)).execute(conn, [{"id": "card_1"}])
-    finally:
-        db.dispose()
+    with pytest.raises(ValueError, match="created_at"), db.write_connection() as conn:
+        Direct(insert(cards)).execute(conn, [{"id": "card_1"}])
 
 
 def test_an_expanding_in_reads_what_sqlalchemy_reads_for_any_number_of_values(
@@ -176,7 +173,7 @@ def test_rows_bound_before_the_transaction_write_what_sqlalchemy_reads_back(db: 
         (WHEN, {"rows": [1, 2]}, "vlt_1"),
         (WHEN + dt.timedelta(seconds=1), None, "vlt_1"),
     ]
-    assert (bound.sql is not None) == (db.dialect == "sqlite")  # elsewhere: bound when run
+    assert bound.sql is not None  # bound once, before the transaction, on every database
 
 
 def test_a_bound_duplicate_is_sqlalchemys_integrity_error_without_the_values(db: Database) -> None:
@@ -190,3 +187,48 @@ def test_a_bound_duplicate_is_sqlalchemys_integrity_error_without_the_values(db:
 
     assert "4242424242424242" not in str(raised.value)
     assert "4242424242424242" not in repr(add_org.bind(db, [org]))
+
+
+@pytest.fixture
+def pg(databases: Databases) -> Iterator[Database]:
+    url = databases.url("postgresql")
+    upgrade(url)
+    database = create_database(url)
+    yield database
+    database.dispose()
+
+
+def test_postgresql_prepares_the_readers_statements(pg: Database) -> None:
+    """The executor's reads run on the thread's reader, which has the server prepare
+    them: what runs again sends only the statement's name and its parameters."""
+    by_id = Direct(select(ORGS).where(ORGS.c.id == bindparam("id")))
+    for n in range(3):
+        assert by_id.first(pg, {"id": f"org_{n}"}) is None
+
+    # On the same connection (this thread's reader), the server lists what it prepared.
+    prepared = pg.read(b"SELECT statement FROM pg_prepared_statements", {}, one=False)
+    assert any("FROM organizations" in row[0] and "$1" in row[0] for row in prepared)
+    settings = pg.read(b"SHOW default_transaction_read_only", {}, one=True)
+    assert settings == [("on",)]  # and it cannot write
+
+
+def test_a_reader_whose_connection_was_cut_reads_again(pg: Database) -> None:
+    by_id = Direct(select(ORGS).where(ORGS.c.id == bindparam("id")))
+    assert by_id.first(pg, {"id": "org_x"}) is None
+    [(pid,)] = pg.read(b"SELECT pg_backend_pid()", {}, one=True)
+    with pg.engine.connect() as conn:  # the server restarts, a proxy drops it...
+        conn.execute(select(func.pg_terminate_backend(pid)))
+
+    assert by_id.first(pg, {"id": "org_x"}) is None  # on a new connection
+    [(again,)] = pg.read(b"SELECT pg_backend_pid()", {}, one=True)
+    assert again != pid
+
+
+def test_an_unreachable_database_is_unavailable_not_a_bug() -> None:
+    db = create_database("postgresql+psycopg://postgres@127.0.0.1:9/nowhere")
+    try:
+        with pytest.raises(Exception) as raised:
+            Direct(select(ORGS.c.id)).all(db, {})
+        assert is_unavailable(raised.value)
+    finally:
+        db.dispose()

@@ -50,22 +50,21 @@ async def _together(writes: GroupCommit, *fns: object) -> list[object]:
 
 def test_one_failing_write_keeps_the_others(db: Database) -> None:
     outcomes = asyncio.run(_together(GroupCommit(db), _add("org_a"), _add("org_a"), _add("org_b")))
-    # One of the twins wins (on PostgreSQL they race in two threads), the other fails.
+    # One of the twins wins, the other fails (in its savepoint).
     twins = sorted(outcomes[:2], key=lambda outcome: isinstance(outcome, IntegrityError))
     assert twins[0] == "org_a" and isinstance(twins[1], IntegrityError)
     assert outcomes[2] == "org_b"
     assert _names(db) == {"org_a", "org_b"}
 
 
-def test_concurrent_writes_share_one_commit_on_sqlite(db: Database) -> None:
+def test_concurrent_writes_share_one_commit(db: Database) -> None:
     commits: list[int] = []
     event.listen(db.engine, "commit", lambda _conn: commits.append(1))
     outcomes = asyncio.run(_together(GroupCommit(db), *(_add(f"org_{n}") for n in range(20))))
     assert outcomes == [f"org_{n}" for n in range(20)]
     assert _names(db) == {f"org_{n}" for n in range(20)}
-    # SQLite has one writer: the twenty writes are one transaction. PostgreSQL runs
-    # each alone in a thread (its writers do not block each other).
-    assert len(commits) == (1 if db.dialect == "sqlite" else 20)
+    # The twenty writes arrived together: one transaction, one commit, on every database.
+    assert len(commits) == 1
 
 
 def test_a_failed_commit_fails_every_write_of_the_batch(databases: Databases) -> None:

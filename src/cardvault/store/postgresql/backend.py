@@ -1,0 +1,134 @@
+"""The PostgreSQL backend: pooled writers, prepared per-thread readers, NOTIFY."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Table, create_engine, exc
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.pool import NullPool, PoolProxiedConnection
+from sqlalchemy.sql.dml import Insert
+
+from cardvault.store.backend import (
+    Capabilities,
+    Counter,
+    Driver,
+    Listener,
+    Params,
+    Raw,
+    Sql,
+    ThreadConnections,
+)
+from cardvault.store.postgresql import listen
+from cardvault.store.postgresql.driver import PsycopgDriver
+
+# Seconds to wait for a pooled connection, and libpq's connection parameters that
+# bound connecting and a connection whose peer went silent.
+POOL_TIMEOUT = 3
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 3,
+    "tcp_user_timeout": 5000,  # ms a sent packet may stay unacknowledged
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
+# Readers prepare every statement on its first run: they run only the executor's
+# statements, each compiled once and run again and again. (Writers keep psycopg's
+# default: a statement is prepared on its fifth run on a connection.)
+READER_ARGS: dict[str, Any] = {
+    **PG_CONNECT_ARGS,
+    "prepare_threshold": 0,
+    "options": "-c default_transaction_read_only=on",
+}
+
+
+class PostgreSQLBackend:
+    """Statements cross a network here and other nodes write too: calls run in
+    threads, and other nodes' commits arrive through ``NOTIFY`` and polling."""
+
+    capabilities = Capabilities(inline=False, sees_every_commit=False, commits_in_id_order=False)
+    driver: Driver = PsycopgDriver()
+
+    def __init__(self, url: str, *, json_text: Callable[[Any], str]) -> None:
+        json = {"json_serializer": json_text, "json_deserializer": orjson.loads}
+        self.engine = create_engine(
+            url,
+            pool_size=10,
+            max_overflow=20,
+            pool_pre_ping=True,
+            # An unreachable database fails requests in seconds (a 503), never hangs
+            # them: connecting, waiting for a pooled connection, and data sent that
+            # the server never acknowledges are all bounded.
+            pool_timeout=POOL_TIMEOUT,
+            connect_args=PG_CONNECT_ARGS,
+            hide_parameters=True,  # errors and logs never carry row values
+            **json,
+        )
+        # Readers: SQLAlchemy's dialect makes them (same type adapters and JSON
+        # loader as the pool's), in autocommit and read-only; each thread keeps its own.
+        self._reader_engine = create_engine(
+            url,
+            poolclass=NullPool,
+            isolation_level="AUTOCOMMIT",
+            connect_args=READER_ARGS,
+            hide_parameters=True,
+            **json,
+        )
+        self._readers = ThreadConnections(self._reader_engine.raw_connection, _close)
+
+    def read(self, sql: Sql, params: Params, *, one: bool) -> list[Raw]:
+        reader: PoolProxiedConnection = self._readers.get()
+        try:
+            return self.driver.fetch(reader.driver_connection, sql, params, one=one)
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        # The connection was gone (the server restarted, a proxy dropped it): a read
+        # can be run again, once, on a new one, as the pool's pre-ping would.
+        self._readers.drop()
+        reader = self._readers.get()
+        return self.driver.fetch(reader.driver_connection, sql, params, one=one)
+
+    def writing(self) -> AbstractContextManager[None]:
+        return nullcontext()  # writers wait for each other's rows only
+
+    def held(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def lock_writes(self, *, blocking: bool = True) -> bool:
+        return True
+
+    def unlock_writes(self) -> None:
+        return None
+
+    def checkpoint(self) -> tuple[int, int] | None:
+        return None  # the server's own business
+
+    def commit_counter(self) -> Counter | None:
+        return None  # other nodes commit too: nothing here sees all of them
+
+    def listen(self, channel: str, wake: Callable[[], None]) -> Listener | None:
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return listen.Listener(dsn, PG_CONNECT_ARGS, channel, wake)
+
+    @staticmethod
+    def insert_or_ignore(table: Table) -> Insert:
+        """``INSERT … ON CONFLICT DO NOTHING``."""
+        return postgresql.insert(table).on_conflict_do_nothing()
+
+    @staticmethod
+    def notify(conn: Connection, channel: str) -> None:
+        listen.notify(conn, channel)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self._readers.close_all()
+        self._reader_engine.dispose()
+
+
+def _close(conn: PoolProxiedConnection) -> None:
+    conn.close()
