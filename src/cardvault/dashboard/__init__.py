@@ -16,9 +16,9 @@ from cardvault.dashboard import credentials, organization, pages, signin
 from cardvault.dashboard.common import HERE, Refusal, SignInRequired, redirect, render, sign_in_url
 from cardvault.oauth.throttle import FailureThrottle
 from cardvault.settings import Settings
-from cardvault.store.unavailable import RETRY_AFTER, is_unavailable
+from cardvault.store.unavailable import DATABASE_ERRORS, RETRY_AFTER, is_unavailable
 from cardvault.web.errors import database_handler, http_error_handler, problem_handler
-from cardvault.web.unavailable import DATABASE_ERRORS, log_unavailable
+from cardvault.web.unavailable import log_unavailable
 
 PREFIX = "/dashboard"
 

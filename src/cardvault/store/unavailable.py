@@ -1,7 +1,7 @@
 """Which errors mean "the database cannot be used right now" rather than a bug.
 
-One question, asked by every front (the FastAPI handlers, the raw fast path, the
-OAuth routes, the dashboard) and by background work: is this exception the database
+One question, asked by the HTTP layer's error renderer, the dashboard and background
+work: is this exception the database
 being unreachable, restarting, out of disk or timing out? Such an error is
 transient: a request answers 503 with ``Retry-After`` and a job retries later. Any
 other error (a bad statement, a constraint nobody expected, a programming error) is
@@ -77,3 +77,13 @@ def log_failure(logger: logging.Logger, what: str, error: BaseException) -> None
         logger.warning("%s: database unavailable (%s)", what, mask_pans(summary(error)))
     else:
         logger.error("%s", what, exc_info=error)
+
+
+# The exception classes a database error can arrive as; their handler sorts the
+# outages (503) from the bugs (re-raised: 500).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa.SQLAlchemyError,
+    sqlite3.Error,
+    psycopg.Error,
+    OSError,
+)

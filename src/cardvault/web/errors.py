@@ -23,12 +23,11 @@ from cardvault.audit import AuditRecord
 from cardvault.crypto import mask_pans
 from cardvault.oauth.errors import OAuthError
 from cardvault.problems import InsufficientScope, NotFound, Problem, Unprocessable
-from cardvault.store.unavailable import is_unavailable
+from cardvault.store.unavailable import DATABASE_ERRORS, is_unavailable
 from cardvault.web.inputs import InvalidInput, MissingBody, Refused
 from cardvault.web.reply import Reply
 from cardvault.web.unavailable import (
     API_BODY,
-    DATABASE_ERRORS,
     HEADERS,
     OAUTH_BODY,
     log_unavailable,

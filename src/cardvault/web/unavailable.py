@@ -11,18 +11,14 @@ RFC 6749 §4.1.2.1 names for a server that cannot answer for now).
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 import orjson
-import psycopg
-from sqlalchemy.exc import SQLAlchemyError
 
 from cardvault.crypto.pan import mask_pans
 from cardvault.store.unavailable import RETRY_AFTER, summary
 
 __all__ = [
     "API_BODY",
-    "DATABASE_ERRORS",
     "HEADERS",
     "OAUTH_BODY",
     "log_unavailable",
@@ -38,13 +34,3 @@ HEADERS = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
 
 def log_unavailable(method: str, path: str, error: BaseException) -> None:
     log.warning("database unavailable on %s %s: %s", method, path, mask_pans(summary(error)))
-
-
-# The exception classes a database error can arrive as; their handler sorts the
-# outages (503) from the bugs (re-raised: 500).
-DATABASE_ERRORS: tuple[type[Exception], ...] = (
-    SQLAlchemyError,
-    sqlite3.Error,
-    psycopg.Error,
-    OSError,
-)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardvault.accounts import members, people, services
+from cardvault.accounts.auditing import refusal
 from cardvault.accounts.errors import InsufficientScope, LastAdmin, NotFound
 from cardvault.accounts.grants import OPERATOR
 from cardvault.accounts.scopes import Holding
@@ -153,8 +154,10 @@ def test_a_refusal_carries_its_record_and_writes_nothing(db: Database) -> None:
         members.set_member_access(
             session, org_id, typed, "read", DOMAIN, grantor=OPERATOR, actor=actor
         )
-    assert missing.value.refusal is not None
-    assert missing.value.refusal.target_id == mask_pans(typed) != typed
-    assert typed not in (missing.value.refusal.reason or "")
+    # What does not exist for the caller is not its to have in its audit log.
+    assert missing.value.refusal is None
+    shown = refusal(actor, "member.update", missing.value, target_type="member", target_id=typed)
+    assert shown.target_id == mask_pans(typed) != typed
+    assert typed not in (shown.reason or "")
     with db.sessions() as session:
         assert session.scalars(select(AuditEvent)).all() == []

@@ -74,6 +74,9 @@ class PostgreSQLBackend:
             url,
             poolclass=NullPool,
             isolation_level="AUTOCOMMIT",
+            # Autocommit: nothing to roll back when a reader is let go (a reset on a
+            # connection the server has dropped would only log an error).
+            pool_reset_on_return=None,
             connect_args=READER_ARGS,
             hide_parameters=True,
             **json,
