@@ -27,6 +27,7 @@ from cardvault.bulk.claims import Claim, lock_active_job
 from cardvault.bulk.jobs import COMPLETED, PAN_FIELD, pan_record
 from cardvault.bulk.plan import JobKeys, Outcome, Plan, make_plan, read_snapshot
 from cardvault.cards import services as cards
+from cardvault.cards.records import CardRecord
 from cardvault.crypto.pan import Pan
 from cardvault.network_tokens.provisioning import Provisioned, store_tokens
 from cardvault.network_tokens.services import ProviderFor
@@ -154,13 +155,10 @@ def _store(session: Session, plan: Plan) -> list[Outcome]:
     """Write the plan's cards, expiries, tokens and events; the rows' outcomes."""
     conn = session.connection()
     cards.insert_cards(conn, plan.new_cards)
-    moved: dict[bytes, cards.CardRecord] = {}
+    moved: dict[bytes, CardRecord] = {}
     for fingerprint, expiry in plan.extensions:
-        card = moved.get(fingerprint) or cards.CardRecord(
-            **plan.snapshot.by_print[fingerprint]._asdict()
-        )
-        cards.extend_expiry(conn, card, expiry)
-        moved[fingerprint] = card
+        card = moved.get(fingerprint) or plan.snapshot.by_print[fingerprint]
+        moved[fingerprint] = cards.extend_expiry(conn, card, expiry)
     provisioned = iter(store_tokens(conn, plan.tokens))
     return [
         result if isinstance(result, Outcome) else _outcome(row, result.card, next(provisioned))

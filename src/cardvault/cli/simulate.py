@@ -19,17 +19,18 @@ from rich.console import Console
 from sqlalchemy.orm import Session
 
 from cardvault.audit import AuditRecord, write_audit
+from cardvault.cards.records import CardRecord
 from cardvault.crypto import LocalFileKeyProvider
 from cardvault.crypto.envelope import Fingerprinter, VaultCipher
 from cardvault.crypto.pan import InvalidPan, Pan
 from cardvault.keys.vault_keys import VaultKeys
 from cardvault.network_tokens import services as tokens
 from cardvault.network_tokens.errors import TokenNotFound
+from cardvault.network_tokens.records import NetworkTokenRecord
 from cardvault.networks.provider import ProviderError, TokenStatus
 from cardvault.networks.simulator import NetworkSimulator
 from cardvault.runtime import prepare
 from cardvault.settings import get_settings
-from cardvault.store.models import Card, NetworkToken
 
 app = typer.Typer(help="Act as the card issuer on the network simulators.", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -46,7 +47,7 @@ class _Keys:
 
 
 @contextmanager
-def _issuer(pan_alias: str) -> Iterator[tuple[Session, NetworkToken, Card, _Keys]]:
+def _issuer(pan_alias: str) -> Iterator[tuple[Session, NetworkTokenRecord, CardRecord, _Keys]]:
     settings = get_settings()
     db = prepare(settings)
     vault_keys = VaultKeys(db, LocalFileKeyProvider(settings.kek_path, create=False))
@@ -73,7 +74,7 @@ def _event(
     with _issuer(pan_alias) as (session, token, card, keys):
         status = step(NetworkSimulator(token.network), session, token.provider_id)
         fingerprint = keys.fingerprinter.digest(new_pan) if new_pan else None
-        tokens.apply_issuer_update(
+        token, card = tokens.apply_issuer_update(
             session,
             token,
             card,
