@@ -41,7 +41,7 @@ from cardvault.store.backend import Driver, Params, Raw, Sql
 from cardvault.store.db import Database, driver_for
 
 Processor = Callable[[Any], Any] | None
-Statement = Select[Any] | UpdateBase
+Statement = Select[*tuple[Any, ...]] | UpdateBase
 R = TypeVar("R")
 
 # A database (its thread's reader), or a transaction: a Core connection's or a session's.
