@@ -22,12 +22,11 @@ from sqlalchemy.orm import Session
 
 from cardvault.cards import services as cards
 from cardvault.cards.errors import CardError, CardNotFound
-from cardvault.cards.records import CardRecord
 from cardvault.crypto.envelope import Fingerprinter, VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.network_tokens.provisioning import Provisioning, TokenPlan, live_tokens, plan_tokens
-from cardvault.network_tokens.records import NetworkTokenRecord
 from cardvault.network_tokens.services import ProviderFor
+from cardvault.store.records import CardRecord, NetworkTokenRecord
 
 FAILED_ROW = "FAILED"
 NO_CARD = "no card with this pan_alias in the vault"

@@ -27,13 +27,13 @@ from cardvault.bulk.claims import Claim, lock_active_job
 from cardvault.bulk.jobs import COMPLETED, PAN_FIELD, pan_record
 from cardvault.bulk.plan import JobKeys, Outcome, Plan, make_plan, read_snapshot
 from cardvault.cards import services as cards
-from cardvault.cards.records import CardRecord
 from cardvault.crypto.pan import Pan
 from cardvault.network_tokens.provisioning import Provisioned, store_tokens
 from cardvault.network_tokens.services import ProviderFor
 from cardvault.networks.provider import ProviderError
 from cardvault.store.direct import Direct
 from cardvault.store.models import Base
+from cardvault.store.records import CardRecord
 from cardvault.store.types import utcnow
 
 _ROWS = Base.metadata.tables["bulk_rows"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cardvault.cards.records import CardRecord
+from cardvault.store.records import CardRecord
 
 
 class CardOut(BaseModel):

@@ -21,12 +21,12 @@ from cardvault.audit import AuditRecord, bind_audit, write_audit
 from cardvault.callers import VaultCaller
 from cardvault.cards import services as cards
 from cardvault.cards.documents import card_json
-from cardvault.cards.records import CardRecord
 from cardvault.crypto.pan import InvalidPan, Pan
 from cardvault.problems import Unprocessable
 from cardvault.store.db import Database
 from cardvault.store.direct import Bound
 from cardvault.store.idempotency import IdempotentRequest, Replay
+from cardvault.store.records import CardRecord
 
 
 @dataclass(frozen=True)

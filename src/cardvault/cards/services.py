@@ -12,16 +12,15 @@ from sqlalchemy import Connection, bindparam, delete, insert, or_, update
 from sqlalchemy.orm import Session
 
 from cardvault.cards.errors import CardNotFound, InvalidCard
-from cardvault.cards.records import CARDS, CardRecord, select_cards
 from cardvault.crypto import ordered_id, random_id
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.events import emit
-from cardvault.network_tokens.records import live_token_of_card
 from cardvault.networks import brand_of
 from cardvault.store.db import Database
 from cardvault.store.direct import Bound, Direct, Source
 from cardvault.store.paging import Cursor, NewestFirst
+from cardvault.store.records import CARDS, CardRecord, live_token_of_card, select_cards
 from cardvault.store.types import utcnow
 
 __all__ = [

@@ -19,18 +19,17 @@ from rich.console import Console
 from sqlalchemy.orm import Session
 
 from cardvault.audit import AuditRecord, write_audit
-from cardvault.cards.records import CardRecord
 from cardvault.crypto import LocalFileKeyProvider
 from cardvault.crypto.envelope import Fingerprinter, VaultCipher
 from cardvault.crypto.pan import InvalidPan, Pan
 from cardvault.keys.vault_keys import VaultKeys
 from cardvault.network_tokens import services as tokens
 from cardvault.network_tokens.errors import TokenNotFound
-from cardvault.network_tokens.records import NetworkTokenRecord
 from cardvault.networks.provider import ProviderError, TokenStatus
 from cardvault.networks.simulator import NetworkSimulator
 from cardvault.runtime import prepare
 from cardvault.settings import get_settings
+from cardvault.store.records import CardRecord, NetworkTokenRecord
 
 app = typer.Typer(help="Act as the card issuer on the network simulators.", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cardvault.cards.records import CardRecord
-from cardvault.network_tokens.records import NetworkTokenRecord
+from cardvault.store.records import CardRecord, NetworkTokenRecord
 
 
 def yyyy_mm(year: int | None, month: int | None) -> str | None:

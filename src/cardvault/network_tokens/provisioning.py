@@ -29,23 +29,23 @@ from sqlalchemy.exc import IntegrityError
 from cardvault.audit import AuditRecord, bind_audit, write_audit
 from cardvault.callers import VaultCaller
 from cardvault.cards.enrolment import Enrolment, prepare_enrolment, replay_of, store_enrolment
-from cardvault.cards.records import CardRecord
 from cardvault.cards.services import Expiry, normalize_expiry, read_card, reveal_pan
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.events import event_for_state, event_row, store_events
 from cardvault.network_tokens.documents import token_out
-from cardvault.network_tokens.records import (
-    TOKENS,
-    NetworkTokenRecord,
-    live_token_of_card,
-    select_tokens,
-)
 from cardvault.network_tokens.services import ProviderFor, new_token
 from cardvault.networks import batch as network_batch
 from cardvault.networks.provider import ProviderError, ProvisionRequest, TokenServiceProvider
 from cardvault.store.direct import Bound, Direct, Source
 from cardvault.store.idempotency import IdempotentRequest, Replay
+from cardvault.store.records import (
+    TOKENS,
+    CardRecord,
+    NetworkTokenRecord,
+    live_token_of_card,
+    select_tokens,
+)
 
 _INSERT_TOKENS = Direct(insert(TOKENS))
 _LIVE_TOKENS = Direct(

@@ -14,18 +14,11 @@ from typing import Any
 from sqlalchemy import bindparam, delete, update
 from sqlalchemy.orm import Session
 
-from cardvault.cards.records import CARD_COLUMNS, CARDS, CardRecord
 from cardvault.crypto import ordered_id
 from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.events import emit, event_for_state
 from cardvault.network_tokens.errors import TokenNotFound
-from cardvault.network_tokens.records import (
-    TOKEN_COLUMNS,
-    TOKENS,
-    NetworkTokenRecord,
-    select_tokens,
-)
 from cardvault.networks.provider import (
     DELETED,
     FAILED,
@@ -36,6 +29,15 @@ from cardvault.networks.provider import (
 from cardvault.store.db import Database
 from cardvault.store.direct import Direct, Source
 from cardvault.store.paging import Cursor, NewestFirst
+from cardvault.store.records import (
+    CARD_COLUMNS,
+    CARDS,
+    TOKEN_COLUMNS,
+    TOKENS,
+    CardRecord,
+    NetworkTokenRecord,
+    select_tokens,
+)
 from cardvault.store.types import utcnow
 
 TOKEN_FIELD = "network_token"  # noqa: S105 (a field name)

@@ -8,13 +8,15 @@ import datetime as dt
 import pytest
 from sqlalchemy import Table
 
-from cardvault.cards import records as cards
-from cardvault.network_tokens import records as tokens
+from cardvault.store import records
 
 
 @pytest.mark.parametrize(
     ("table", "fields"),
-    [(cards.CARDS, cards.FIELDS), (tokens.TOKENS, tokens.FIELDS)],
+    [
+        (records.CARDS, records.CARD_FIELDS),
+        (records.TOKENS, records.TOKEN_FIELDS),
+    ],
     ids=["card", "network token"],
 )
 def test_a_record_has_its_tables_columns(table: Table, fields: tuple[str, ...]) -> None:
@@ -23,7 +25,7 @@ def test_a_record_has_its_tables_columns(table: Table, fields: tuple[str, ...]) 
 
 def test_a_records_repr_shows_no_encrypted_value() -> None:
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    card = cards.CardRecord(
+    card = records.CardRecord(
         id="card_1",
         vault_id="vlt_1",
         org_id="org_1",
