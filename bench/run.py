@@ -1,12 +1,19 @@
 """Token endpoint and resource-server figures for cardvault, measured with wrk.
 
-Run with ``make bench``. Each run uses a fresh SQLite installation in a temporary
-directory (never ./.cardvault) and starts ``cardvault serve`` with 1 and 2 workers.
-wrk runs on the same machine as the server, so both compete for the same cores.
+Run with ``make bench``. Each backend gets a fresh installation: SQLite in a temporary
+directory (never ./.cardvault); PostgreSQL in a new database on BENCH_PG (trust
+authentication), dropped afterwards. The same runs go against each: ``cardvault
+serve`` with 1 and 2 workers, the vault's endpoints with 2 workers. A table puts the
+backends side by side, with PostgreSQL's throughput as a share of SQLite's. wrk runs
+on the same machine as the server, so both compete for the same cores (and with
+PostgreSQL's server, when it is measured).
 
 Environment:
     BENCH_DURATION  seconds per measured run (default 10)
-    BENCH_KEEP      1 keeps the temporary directory (database, server logs)
+    BENCH_BACKENDS  comma-separated: sqlite, postgresql (default both)
+    BENCH_PG        PostgreSQL server's URL to create the database with
+                    (default postgresql://postgres@127.0.0.1:5432/postgres)
+    BENCH_KEEP      1 keeps the temporary directory (keys, server logs) and the database
 """
 
 from __future__ import annotations
@@ -14,10 +21,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+from sqlalchemy import create_engine, text
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -67,6 +76,15 @@ VAULT_GOALS: tuple[tuple[str, float | None], ...] = (
 )
 VAULT_P99_MS = 50.0
 
+BACKENDS = ("sqlite", "postgresql")
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Side by side: the issue's endpoints at 2 workers and 64 connections, and the share of
+# SQLite's throughput PostgreSQL must reach on the token endpoint and the authenticated
+# GETs.
+COMPARED = ("token", NT_READ, "GET /cards/{id}", "POST /cards")
+PG_SHARE_GOAL = 0.70
+PG_SHARE_ENDPOINTS = ("token", NT_READ, "GET /cards/{id}")
+
 ERROR_FIELDS = ("errors_status", "errors_connect", "errors_read", "errors_write", "errors_timeout")
 
 
@@ -93,6 +111,15 @@ def bench_duration() -> int:
     return seconds
 
 
+def bench_backends() -> tuple[str, ...]:
+    raw = os.environ.get("BENCH_BACKENDS", ",".join(BACKENDS))
+    chosen = tuple(name.strip().lower() for name in raw.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in BACKENDS]
+    if unknown or not chosen:
+        raise BenchError(f"BENCH_BACKENDS: choose among {', '.join(BACKENDS)}, not {raw!r}")
+    return tuple(dict.fromkeys(chosen))  # in the order given, once each
+
+
 def cardvault_binary() -> str:
     candidate = Path(sys.executable).with_name("cardvault")
     if candidate.exists():
@@ -103,11 +130,38 @@ def cardvault_binary() -> str:
     return found
 
 
-def server_env(data_dir: Path) -> dict[str, str]:
-    """The caller's environment without CARDVAULT_* settings, using ``data_dir`` (SQLite)."""
+def server_env(data_dir: Path, database_url: str = "") -> dict[str, str]:
+    """The caller's environment without CARDVAULT_* settings, using ``data_dir`` and
+    ``database_url`` (empty: SQLite in ``data_dir``). Durable settings: the defaults."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDVAULT_")}
     env["CARDVAULT_DATA_DIR"] = str(data_dir)
+    if database_url:
+        env["CARDVAULT_DATABASE_URL"] = database_url
     return env
+
+
+@contextmanager
+def installation_database(backend: str, data_dir: Path) -> Iterator[str]:
+    """The database URL of a fresh installation on ``backend`` (SQLite: a file in
+    ``data_dir``; PostgreSQL: a new database, dropped afterwards unless BENCH_KEEP=1)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{data_dir / 'cardvault.db'}"
+        return
+    admin = os.environ.get("BENCH_PG", DEFAULT_PG)
+    name = f"cardvault_bench_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as error:
+        raise BenchError(f"cannot create a PostgreSQL database on {admin}: {error}") from None
+    try:
+        yield admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    finally:
+        if os.environ.get("BENCH_KEEP") == "1":
+            say(f"kept PostgreSQL database {name}")
+        else:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def init_installation(cardvault: str, env: dict[str, str]) -> dict[str, Any]:
@@ -162,8 +216,12 @@ def busy_note(sample: float = 1.0) -> str:
     return note
 
 
-def machine_header(cores: int, duration: int) -> list[str]:
+def machine_header(cores: int, duration: int, backends: tuple[str, ...] = ("sqlite",)) -> list[str]:
     python = sys.version.split()[0]
+    where = {
+        "sqlite": "SQLite in a fresh temporary directory",
+        "postgresql": "PostgreSQL in a fresh database on the same machine",
+    }
     return [
         "# cardvault benchmark",
         "",
@@ -171,8 +229,8 @@ def machine_header(cores: int, duration: int) -> list[str]:
         f"- Python {python}, {wrk_version()}",
         f"- wrk runs on the same {cores}-core machine as the server "
         f"(wrk -t{WRK_THREADS}); both compete for the same CPUs.",
-        f"- SQLite in a fresh temporary directory; {duration} s per run, "
-        f"{WARMUP_SECONDS} s warm-up per server.",
+        f"- {'; '.join(where[b] for b in backends)}; durable settings (the defaults); "
+        f"{duration} s per run, {WARMUP_SECONDS} s warm-up per server.",
         busy_note(),
     ]
 
@@ -283,6 +341,7 @@ class Result:
     connections: int
     fields: dict[str, float]
     line: str
+    backend: str = "sqlite"
 
     @property
     def requests(self) -> int:
@@ -342,19 +401,23 @@ class TokenLedger:
         self.sent += count
 
 
-def count_issued_tokens(db_path: Path) -> int:
-    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+def count_issued_tokens(database_url: str) -> int:
+    engine = create_engine(database_url)
     try:
-        row = connection.execute(
-            "SELECT count(*) FROM audit_events WHERE action = 'token.issue' AND outcome = 'success'"
-        ).fetchone()
+        with engine.connect() as conn:
+            issued = conn.scalar(
+                text(
+                    "SELECT count(*) FROM audit_events "
+                    "WHERE action = 'token.issue' AND outcome = 'success'"
+                )
+            )
     finally:
-        connection.close()
-    return int(row[0])
+        engine.dispose()
+    return int(issued or 0)
 
 
-def audit_line(label: str, db_path: Path, ledger: TokenLedger) -> str:
-    rows = count_issued_tokens(db_path)
+def audit_line(label: str, database_url: str, ledger: TokenLedger) -> str:
+    rows = count_issued_tokens(database_url)
     return (
         f"- audit ({label}): {rows} `token.issue`/success rows; "
         f"{ledger.sent} token requests reported by wrk + checks "
@@ -375,10 +438,12 @@ class Context:
     duration: int
     ledger: TokenLedger
     init: dict[str, Any]
+    backend: str = "sqlite"
+    database_url: str = ""
 
     @property
-    def db_path(self) -> Path:
-        return self.data_dir / "cardvault.db"
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'cardvault.db'}"
 
 
 def measure_token(ctx: Context, server: Server, connections: int) -> Result:
@@ -389,7 +454,7 @@ def measure_token(ctx: Context, server: Server, connections: int) -> Result:
         server.url + TOKEN_PATH, TOKEN_LUA, connections, ctx.duration, token_env(ctx.creds)
     )
     ctx.ledger.add(int(fields["requests"]))
-    return Result("token", server.workers, connections, fields, line)
+    return Result("token", server.workers, connections, fields, line, ctx.backend)
 
 
 def warm_up(ctx: Context, server: Server) -> None:
@@ -412,7 +477,7 @@ def measure_jwks(ctx: Context, server: Server) -> Result:
     line, fields = run_wrk(
         server.url + CERTS_PATH, BEARER_LUA, RESOURCE_CONNECTIONS, ctx.duration, {"CV_BEARER": ""}
     )
-    return Result("jwks", server.workers, RESOURCE_CONNECTIONS, fields, line)
+    return Result("jwks", server.workers, RESOURCE_CONNECTIONS, fields, line, ctx.backend)
 
 
 def measure_whoami(ctx: Context, server: Server) -> Result:
@@ -427,7 +492,7 @@ def measure_whoami(ctx: Context, server: Server) -> Result:
         ctx.duration,
         {"CV_BEARER": token},
     )
-    return Result("whoami", server.workers, RESOURCE_CONNECTIONS, fields, line)
+    return Result("whoami", server.workers, RESOURCE_CONNECTIONS, fields, line, ctx.backend)
 
 
 def vault_account(ctx: Context, server: Server) -> dict[str, str]:
@@ -463,7 +528,7 @@ def measure(
     line, fields = run_wrk(
         server.url + path, script, connections, ctx.duration, {"CV_BEARER": token}
     )
-    return Result(endpoint, server.workers, connections, fields, line)
+    return Result(endpoint, server.workers, connections, fields, line, ctx.backend)
 
 
 def measure_cards(ctx: Context, server: Server) -> list[Result]:
@@ -519,19 +584,22 @@ def measure_network_tokens(
 
 
 def bench_server(ctx: Context, workers: int, results: list[Result], notes: list[str]) -> None:
-    say(f"server with {workers} worker(s)")
+    say(f"{ctx.backend}: server with {workers} worker(s)")
     with running_server(ctx.cardvault, ctx.env, workers, ctx.data_dir) as server:
         warm_up(ctx, server)
         for connections in TOKEN_CONNECTIONS:
             results.append(measure_token(ctx, server, connections))
         time.sleep(1.0)  # audit records are flushed every 50 ms
-        notes.append(audit_line(f"live, after workers={workers}", ctx.db_path, ctx.ledger))
+        label = f"{ctx.backend}, live, after workers={workers}"
+        notes.append(audit_line(label, ctx.db_url, ctx.ledger))
         if workers == RESOURCE_WORKERS:
             results.append(measure_jwks(ctx, server))
             results.append(measure_whoami(ctx, server))
             results.extend(measure_cards(ctx, server))
         if not server.alive():
-            notes.append(f"- server with {workers} worker(s) was no longer running at the end")
+            notes.append(
+                f"- {ctx.backend}: server with {workers} worker(s) was no longer running at the end"
+            )
 
 
 # --------------------------------------------------------------------------- report
@@ -539,42 +607,104 @@ def bench_server(ctx: Context, workers: int, results: list[Result], notes: list[
 
 def results_table(results: list[Result]) -> list[str]:
     lines = [
-        "| endpoint | workers | connections | req/s | p50 ms | p99 ms | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| backend | endpoint | workers | connections | req/s | p50 ms | p99 ms | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         f = r.fields
         lines.append(
-            f"| {r.endpoint} | {r.workers} | {r.connections} | {f['rps']:,.0f} "
+            f"| {r.backend} | {r.endpoint} | {r.workers} | {r.connections} | {f['rps']:,.0f} "
             f"| {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | {r.errors} |"
         )
     return lines
+
+
+def side_by_side(results: list[Result]) -> list[str]:
+    """SQLite and PostgreSQL at 2 workers and 64 connections, and PostgreSQL's
+    throughput as a share of SQLite's."""
+    lines = [
+        f"## SQLite and PostgreSQL ({RESOURCE_WORKERS} workers, "
+        f"{RESOURCE_CONNECTIONS} connections)",
+        "",
+        "| endpoint | SQLite req/s | SQLite p99 ms | PostgreSQL req/s | PostgreSQL p99 ms "
+        "| PostgreSQL/SQLite |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for endpoint in COMPARED:
+        lite = find(results, endpoint, RESOURCE_CONNECTIONS, "sqlite", RESOURCE_WORKERS)
+        pg = find(results, endpoint, RESOURCE_CONNECTIONS, "postgresql", RESOURCE_WORKERS)
+        ratio = share(lite, pg)
+        lines.append(
+            f"| {endpoint} | {_rps(lite)} | {_p99(lite)} | {_rps(pg)} | {_p99(pg)} "
+            f"| {'-' if ratio is None else f'{ratio:.0%}'} |"
+        )
+    return lines
+
+
+def share(lite: Result | None, pg: Result | None) -> float | None:
+    if lite is None or pg is None or not lite.fields["rps"]:
+        return None
+    return pg.fields["rps"] / lite.fields["rps"]
+
+
+def _rps(result: Result | None) -> str:
+    return "-" if result is None else f"{result.fields['rps']:,.0f}"
+
+
+def _p99(result: Result | None) -> str:
+    return "-" if result is None else f"{result.fields['p99_ms']:.2f}"
 
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def find(results: list[Result], endpoint: str, connections: int) -> Result | None:
+def find(
+    results: list[Result],
+    endpoint: str,
+    connections: int,
+    backend: str = "sqlite",
+    workers: int | None = None,
+) -> Result | None:
     return next(
-        (r for r in results if (r.endpoint, r.connections) == (endpoint, connections)), None
+        (
+            r
+            for r in results
+            if (r.endpoint, r.connections, r.backend) == (endpoint, connections, backend)
+            and (workers is None or r.workers == workers)
+        ),
+        None,
     )
 
 
 def goal_lines(results: list[Result]) -> list[str]:
-    return ["## Goals", "", *token_goals(results), "", *vault_goals(results)]
+    lines = ["## Goals", "", *token_goals(results), "", *vault_goals(results)]
+    if any(r.backend == "postgresql" for r in results):
+        lines.extend(["", *share_goals(results)])
+    return lines
+
+
+def share_goals(results: list[Result]) -> list[str]:
+    lines = [
+        f"PostgreSQL ≥ {PG_SHARE_GOAL:.0%} of SQLite's throughput ({RESOURCE_WORKERS} workers, "
+        f"{RESOURCE_CONNECTIONS} connections):",
+        "",
+    ]
+    for endpoint in PG_SHARE_ENDPOINTS:
+        ratio = share(
+            find(results, endpoint, RESOURCE_CONNECTIONS, "sqlite", RESOURCE_WORKERS),
+            find(results, endpoint, RESOURCE_CONNECTIONS, "postgresql", RESOURCE_WORKERS),
+        )
+        if ratio is None:
+            lines.append(f"- {endpoint}: not measured on both: MISS")
+        else:
+            lines.append(f"- {endpoint}: {ratio:.0%} → {verdict(ratio >= PG_SHARE_GOAL)}")
+    return lines
 
 
 def token_goals(results: list[Result]) -> list[str]:
-    row = next(
-        (
-            r
-            for r in results
-            if (r.endpoint, r.workers, r.connections) == ("token", GOAL_WORKERS, GOAL_CONNECTIONS)
-        ),
-        None,
-    )
-    head = [f"token endpoint, {GOAL_WORKERS} workers, {GOAL_CONNECTIONS} connections:", ""]
+    row = find(results, "token", GOAL_CONNECTIONS, "sqlite", GOAL_WORKERS)
+    head = [f"token endpoint, {GOAL_WORKERS} workers, {GOAL_CONNECTIONS} connections, SQLite:", ""]
     if row is None:
         return [*head, "- not measured: MISS"]
     rps, p99 = row.fields["rps"], row.fields["p99_ms"]
@@ -614,7 +744,7 @@ def vault_goals(results: list[Result]) -> list[str]:
 def log_findings(data_dir: Path, limit: int = 10) -> list[str]:
     """Warnings, errors and tracebacks from the server logs."""
     found: list[str] = []
-    for path in sorted(data_dir.glob("server-w*.log")):
+    for path in sorted(data_dir.glob("*/server-w*.log")) + sorted(data_dir.glob("server-w*.log")):
         for line in path.read_text(errors="replace").splitlines():
             if is_notable(line):
                 found.append(f"{path.name}: {line[:240]}")
@@ -638,7 +768,9 @@ def is_notable(line: str) -> bool:
 def write_report(lines: list[str], results: list[Result]) -> None:
     raw = ["## Raw wrk results", "", "```"]
     for r in results:
-        raw.append(f"{r.endpoint} workers={r.workers} connections={r.connections}: {r.line}")
+        raw.append(
+            f"{r.backend} {r.endpoint} workers={r.workers} connections={r.connections}: {r.line}"
+        )
     raw.append("```")
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text("\n".join([*lines, "", *raw]) + "\n")
@@ -647,45 +779,64 @@ def write_report(lines: list[str], results: list[Result]) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def run(data_dir: Path, duration: int) -> tuple[list[Result], list[str]]:
+def run(data_dir: Path, duration: int, backends: tuple[str, ...]) -> tuple[list[Result], list[str]]:
     results: list[Result] = []
     notes: list[str] = []
     try:
         cardvault = cardvault_binary()
-        env = server_env(data_dir)
-        say(f"initializing a fresh installation in {data_dir}")
-        init = init_installation(cardvault, env)
-        creds = init["cli_credentials"]
-        ctx = Context(cardvault, env, data_dir, creds, duration, TokenLedger(), init)
-        for workers in WORKERS:
-            bench_server(ctx, workers, results, notes)
-        notes.append(audit_line("after the servers stopped", ctx.db_path, ctx.ledger))
+        for backend in backends:
+            bench_backend(cardvault, backend, data_dir / backend, duration, results, notes)
     except BenchError as error:
         notes.append(f"- ABORTED: {error}")
     notes.extend(["", *log_findings(data_dir)])
     return results, notes
 
 
+def bench_backend(
+    cardvault: str,
+    backend: str,
+    data_dir: Path,
+    duration: int,
+    results: list[Result],
+    notes: list[str],
+) -> None:
+    """Every run against a fresh installation on ``backend``."""
+    data_dir.mkdir(mode=0o700)
+    with installation_database(backend, data_dir) as url:
+        env = server_env(data_dir, "" if backend == "sqlite" else url)
+        say(f"initializing a fresh {backend} installation ({data_dir})")
+        init = init_installation(cardvault, env)
+        creds = init["cli_credentials"]
+        ctx = Context(cardvault, env, data_dir, creds, duration, TokenLedger(), init, backend, url)
+        for workers in WORKERS:
+            bench_server(ctx, workers, results, notes)
+        notes.append(audit_line(f"{backend}, after the servers stopped", ctx.db_url, ctx.ledger))
+
+
 def main() -> int:
     try:
         duration = bench_duration()
+        backends = bench_backends()
     except BenchError as error:
         say(str(error))
         return 2
     if duration + 30 > TOKEN_LIFETIME:
         say(f"warning: {duration} s runs may outlive the {TOKEN_LIFETIME} s bearer token")
     cores = len(os.sched_getaffinity(0))
-    header = machine_header(cores, duration)
+    header = machine_header(cores, duration, backends)
     print("\n".join(header), flush=True)
     data_dir = Path(tempfile.mkdtemp(prefix="cardvault-bench-"))
     try:
-        results, notes = run(data_dir, duration)
+        results, notes = run(data_dir, duration, backends)
     finally:
         if os.environ.get("BENCH_KEEP") == "1":
             say(f"kept {data_dir}")
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
-    report = [*header, "", *results_table(results), "", *notes, "", *goal_lines(results)]
+    report = [*header, "", *results_table(results), ""]
+    if len(backends) > 1:
+        report.extend([*side_by_side(results), ""])
+    report.extend([*notes, "", *goal_lines(results)])
     print("\n".join(report[len(header) :]))
     write_report(report, results)
     say(f"\nwritten to {RESULTS_FILE.relative_to(ROOT)}")

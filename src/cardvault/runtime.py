@@ -89,8 +89,7 @@ class Runtime:
         revocations = RevocationState(db, retention=retention)
 
         def load(client_id: str) -> ClientRecord | None:
-            with db.engine.connect() as conn:
-                return load_client(conn, client_id)
+            return load_client(db, client_id)
 
         feed = ChangeFeed(db, poll_interval=settings.change_poll_interval)
         freshness = Freshness(db, feed)

@@ -331,10 +331,6 @@ class Settings(BaseSettings):
     def is_https(self) -> bool:
         return self.url.startswith("https://")
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from cardvault.accounts.auditing import record, refusals
@@ -24,6 +24,7 @@ from cardvault.crypto import (
     random_id,
 )
 from cardvault.store.changes import publish_change
+from cardvault.store.direct import Direct, Source
 from cardvault.store.models import Member, Organization, ServiceAccount, Vault
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -93,9 +94,13 @@ def client_record(row: Any) -> ClientRecord:
     )
 
 
-def load_client(session: Session | Connection, client_id: str) -> ClientRecord | None:
-    """The client named ``client_id``, or ``None`` if there is none."""
-    row = session.execute(CLIENT_QUERY, {"client_id": client_id}).first()
+_CLIENT = Direct(CLIENT_QUERY)  # run by the executor: the token endpoint reads it each time
+
+
+def load_client(source: Source, client_id: str) -> ClientRecord | None:
+    """The client named ``client_id``, or ``None`` if there is none (read with the
+    database's reader, or in the transaction of a session or connection)."""
+    row = _CLIENT.first(source, {"client_id": client_id})
     return None if row is None else client_record(row)
 
 

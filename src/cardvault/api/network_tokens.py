@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -14,7 +13,6 @@ from cardvault.network_tokens import services as tokens
 from cardvault.network_tokens.documents import token_out, yyyy_mm
 from cardvault.network_tokens.provisioning import ProvisionRequestIn, provision
 from cardvault.problems import Unprocessable
-from cardvault.store.models import Card
 from cardvault.store.paging import CursorCodec
 from cardvault.web.auth import VaultCaller, check_scope
 from cardvault.web.http import Call, Route
@@ -93,11 +91,10 @@ def list_tokens(call: Call) -> dict[str, object]:
         f"network-tokens:{caller.vault_id}",
     )
     after = codec.decode(query.cursor, listing) if query.cursor else None
-    with call.runtime.db.sessions() as session:
-        page, following = tokens.list_tokens(
-            session, caller.vault_id, state=query.state, limit=query.limit, cursor=after
-        )
-        data = [token_out(t, session.get(Card, t.card_id)) for t in page]
+    page, following = tokens.list_tokens(
+        call.runtime.db, caller.vault_id, state=query.state, limit=query.limit, cursor=after
+    )
+    data = [token_out(token, card) for token, card in page]
     call.runtime.audit.add(
         caller.record("network_token.list", "network_token", None, count=len(data))
     )
@@ -109,16 +106,9 @@ async def get_token(call: Call) -> Reply:
     caller: VaultCaller = call.caller
     runtime = call.runtime
     key = call.params["pan_alias"]
-    row = await runtime.run_db(tokens.read_token, runtime.db, caller.vault_id, key)
-    card = SimpleNamespace(
-        last4=row.card_last4,
-        bin=row.card_bin,
-        exp_year=row.card_exp_year,
-        exp_month=row.card_exp_month,
-        holder_info=row.card_holder_info,
-    )
-    runtime.audit.add(caller.record("network_token.read", "network_token", row.id))
-    return Reply.json(token_out(row, card))
+    token, card = await runtime.run_db(tokens.read_token, runtime.db, caller.vault_id, key)
+    runtime.audit.add(caller.record("network_token.read", "network_token", token.id))
+    return Reply.json(token_out(token, card))
 
 
 def _transition(name: str, call: Call, reason: str) -> Reply:
@@ -130,10 +120,8 @@ def _transition(name: str, call: Call, reason: str) -> Reply:
         replay = idem.replay(session.connection()) if idem else None
         if replay is not None:
             return Reply.raw_json(replay.body, replay.status)
-        token = tokens.get_token(session, caller.vault_id, call.params["pan_alias"])
-        card = session.get(Card, token.card_id)
-        assert card is not None
-        tokens.Transition(name).run(
+        token, card = tokens.get_token(session, caller.vault_id, call.params["pan_alias"])
+        token = tokens.Transition(name).run(
             session, runtime.providers(card.brand), token, cipher, reason, card
         )
         reply = Reply.json(token_out(token, card))
@@ -169,9 +157,7 @@ def get_cryptogram(call: Call) -> dict[str, object]:
     runtime = call.runtime
     cipher = runtime.vault_keys.cipher(caller.vault_id)
     with runtime.db.transaction() as session:
-        token = tokens.get_token(session, caller.vault_id, call.params["pan_alias"])
-        card = session.get(Card, token.card_id)
-        assert card is not None
+        token, card = tokens.get_token(session, caller.vault_id, call.params["pan_alias"])
         number, value = tokens.cryptogram(
             session,
             runtime.providers(card.brand),

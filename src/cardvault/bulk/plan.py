@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -26,6 +26,7 @@ from cardvault.crypto.envelope import Fingerprinter, VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.network_tokens.provisioning import Provisioning, TokenPlan, live_tokens, plan_tokens
 from cardvault.network_tokens.services import ProviderFor
+from cardvault.store.records import CardRecord, NetworkTokenRecord
 
 FAILED_ROW = "FAILED"
 NO_CARD = "no card with this pan_alias in the vault"
@@ -61,17 +62,17 @@ class Snapshot:
     """What a plan depends on in the database; equal snapshots give equal plans."""
 
     pending: tuple[int, ...]  # the rows still unprocessed
-    by_alias: Mapping[str, Any]  # card rows
-    by_print: Mapping[bytes, Any]  # card rows, by PAN fingerprint
-    live: Mapping[str, Any]  # live token rows, by card id
+    by_alias: Mapping[str, CardRecord]
+    by_print: Mapping[bytes, CardRecord]  # by PAN fingerprint
+    live: Mapping[str, NetworkTokenRecord]  # live tokens, by card id
 
 
 def read_snapshot(
     conn: Connection, vault_id: str, rows: Sequence[Any], prints: Mapping[int, bytes]
 ) -> Snapshot:
     """The snapshot of these unprocessed rows (one query per kind of key)."""
-    by_alias: dict[str, Any] = {}
-    by_print: dict[bytes, Any] = {}
+    by_alias: dict[str, CardRecord] = {}
+    by_print: dict[bytes, CardRecord] = {}
     aliases = sorted({r.pan_alias for r in rows if r.pan_alias})
     if aliases:
         found = cards.find_by_aliases(conn, vault_id, aliases)
@@ -93,36 +94,36 @@ class Plan:
     snapshot: Snapshot
     rows: Sequence[Any]
     results: list[Outcome | Provisioning]
-    new_cards: list[cards.CardRecord]  # to insert
+    new_cards: list[CardRecord]  # to insert
     extensions: list[tuple[bytes, cards.Expiry]]  # existing cards' expiries moved forward
     tokens: TokenPlan
 
 
 @dataclass
 class _Cards:
-    """The chunk's cards: each existing card one object, each new PAN one new card."""
+    """The chunk's cards, each as the chunk's write leaves it: an existing card's
+    expiry moved forward by its rows, each new PAN one new card."""
 
     keys: JobKeys
     snapshot: Snapshot
-    objects: dict[str, cards.CardRecord] = field(default_factory=dict)  # by id
-    new: dict[bytes, cards.CardRecord] = field(default_factory=dict)  # by fingerprint, in row order
+    latest: dict[str, CardRecord] = field(default_factory=dict)  # by id
+    new: dict[bytes, CardRecord] = field(default_factory=dict)  # by fingerprint, in row order
     extensions: list[tuple[bytes, cards.Expiry]] = field(default_factory=list)
 
-    def _existing(self, row: Any) -> cards.CardRecord:
-        card = self.objects.get(row.id)
+    def _existing(self, card: CardRecord) -> CardRecord:
+        return self.latest.setdefault(card.id, card)
+
+    def now(self, card: CardRecord) -> CardRecord:
+        """The card as the chunk's write leaves it."""
+        return self.latest.get(card.id, card)
+
+    def by_alias(self, alias: str) -> CardRecord:
+        card = self.snapshot.by_alias.get(alias)
         if card is None:
-            card = self.objects[row.id] = cards.CardRecord(**row._asdict())
-        return card
-
-    def by_alias(self, alias: str) -> cards.CardRecord:
-        row = self.snapshot.by_alias.get(alias)
-        if row is None:
             raise CardNotFound(NO_CARD)
-        return self._existing(row)
+        return self._existing(card)
 
-    def enrol(
-        self, row: Any, pan: Pan, fingerprint: bytes, expiry: cards.Expiry
-    ) -> cards.CardRecord:
+    def enrol(self, row: Any, pan: Pan, fingerprint: bytes, expiry: cards.Expiry) -> CardRecord:
         """The vault's card of this PAN (as ``POST /cards``: an existing one is reused and
         its expiry moved forward)."""
         found = self.snapshot.by_print.get(fingerprint)
@@ -137,11 +138,13 @@ class _Cards:
                 cipher=self.keys.cipher,
                 fingerprint=fingerprint,
             )
-            self.new[fingerprint] = card
+            self.new[fingerprint] = self.latest[card.id] = card
         elif cards.extends(card, expiry):
-            card.exp_month, card.exp_year = expiry.month, expiry.year  # as the write will
+            card = self.latest[card.id] = cards.with_expiry(card, expiry)  # as the write will
             if found is not None:
                 self.extensions.append((fingerprint, expiry))
+            else:
+                self.new[fingerprint] = card
         return card
 
 
@@ -180,6 +183,10 @@ def make_plan(
     rows = [r for r in rows if r.row in pending]
     found, today = _Cards(keys, snapshot), dt.date.today()
     results = [_row_result(found, r, pans.get(r.row), prints.get(r.row), today) for r in rows]
+    # Each item with its card as the write leaves it (a later row may move its expiry).
+    results = [
+        replace(r, card=found.now(r.card)) if isinstance(r, Provisioning) else r for r in results
+    ]
     items = [p for p in results if isinstance(p, Provisioning)]
     tokens = plan_tokens(session.connection(), provider_for, items, keys.cipher, snapshot.live)
     return Plan(snapshot, rows, results, list(found.new.values()), found.extensions, tokens)

@@ -33,6 +33,7 @@ from cardvault.network_tokens.services import ProviderFor
 from cardvault.networks.provider import ProviderError
 from cardvault.store.direct import Direct
 from cardvault.store.models import Base
+from cardvault.store.records import CardRecord
 from cardvault.store.types import utcnow
 
 _ROWS = Base.metadata.tables["bulk_rows"]
@@ -154,13 +155,10 @@ def _store(session: Session, plan: Plan) -> list[Outcome]:
     """Write the plan's cards, expiries, tokens and events; the rows' outcomes."""
     conn = session.connection()
     cards.insert_cards(conn, plan.new_cards)
-    moved: dict[bytes, cards.CardRecord] = {}
+    moved: dict[bytes, CardRecord] = {}
     for fingerprint, expiry in plan.extensions:
-        card = moved.get(fingerprint) or cards.CardRecord(
-            **plan.snapshot.by_print[fingerprint]._asdict()
-        )
-        cards.extend_expiry(conn, card, expiry)
-        moved[fingerprint] = card
+        card = moved.get(fingerprint) or plan.snapshot.by_print[fingerprint]
+        moved[fingerprint] = cards.extend_expiry(conn, card, expiry)
     provisioned = iter(store_tokens(conn, plan.tokens))
     return [
         result if isinstance(result, Outcome) else _outcome(row, result.card, next(provisioned))

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cardvault.cards.services import AnyCard
+from cardvault.store.records import CardRecord
 
 
 class CardOut(BaseModel):
@@ -30,7 +30,7 @@ class CardPage(BaseModel):
     next_cursor: str | None
 
 
-def card_out(card: AnyCard) -> CardOut:
+def card_out(card: CardRecord) -> CardOut:
     """The document of a card."""
     return CardOut(
         id=card.id,
@@ -48,5 +48,5 @@ def card_out(card: AnyCard) -> CardOut:
     )
 
 
-def card_json(card: AnyCard) -> bytes:
+def card_json(card: CardRecord) -> bytes:
     return card_out(card).model_dump_json().encode()

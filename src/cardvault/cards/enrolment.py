@@ -26,20 +26,22 @@ from cardvault.problems import Unprocessable
 from cardvault.store.db import Database
 from cardvault.store.direct import Bound
 from cardvault.store.idempotency import IdempotentRequest, Replay
+from cardvault.store.records import CardRecord
 
 
 @dataclass(frozen=True)
 class Enrolment:
-    """An enrolment made ready without writing: the vault's card of the PAN, or a new
-    one (its PAN encrypted, its row bound), the expiry the write will give it, and
-    the audit record of the enrolment, bound too."""
+    """An enrolment made ready without writing: the vault's card of the PAN as the
+    write leaves it (its expiry moved forward if the one given is later), or a new
+    card (its PAN encrypted, its row bound), and the audit record, bound too."""
 
-    card: cards.CardRecord
+    card: CardRecord
     pan: Pan
     expiry: cards.Expiry
     created: bool
     row: Bound | None  # the new card's INSERT
     audit: Bound
+    extended: bool = False  # a known card whose expiry the write moves forward
 
 
 def valid_card(pan: str, exp_month: int, exp_year: int) -> tuple[Pan, cards.Expiry]:
@@ -96,7 +98,9 @@ def prepare_enrolment(
     existing = cards.find_by_pan(db, caller.vault_id, fingerprint)
     if existing is not None:
         audit = bind_audit(db, _audit(caller, "card.match", existing.id))
-        return Enrolment(existing, pan, expiry, created=False, row=None, audit=audit)
+        card = cards.with_expiry(existing, expiry)
+        extended = card is not existing
+        return Enrolment(card, pan, expiry, False, None, audit, extended=extended)
     card = cards.new_card(
         vault_id=caller.vault_id,
         org_id=caller.org_id,
@@ -114,8 +118,8 @@ def store_enrolment(enrolment: Enrolment, conn: Connection) -> int:
     """Write an enrolment in the caller's transaction; its status (201 or 200)."""
     if enrolment.row is not None:
         cards.insert_card(conn, enrolment.row)
-    else:
-        cards.extend_expiry(conn, enrolment.card, enrolment.expiry)
+    elif enrolment.extended:
+        cards.write_expiry(conn, enrolment.card)
     write_audit(conn, enrolment.audit)
     return 201 if enrolment.created else 200
 

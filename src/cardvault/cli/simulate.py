@@ -29,7 +29,7 @@ from cardvault.networks.provider import ProviderError, TokenStatus
 from cardvault.networks.simulator import NetworkSimulator
 from cardvault.runtime import prepare
 from cardvault.settings import get_settings
-from cardvault.store.models import Card, NetworkToken
+from cardvault.store.records import CardRecord, NetworkTokenRecord
 
 app = typer.Typer(help="Act as the card issuer on the network simulators.", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -46,7 +46,7 @@ class _Keys:
 
 
 @contextmanager
-def _issuer(pan_alias: str) -> Iterator[tuple[Session, NetworkToken, Card, _Keys]]:
+def _issuer(pan_alias: str) -> Iterator[tuple[Session, NetworkTokenRecord, CardRecord, _Keys]]:
     settings = get_settings()
     db = prepare(settings)
     vault_keys = VaultKeys(db, LocalFileKeyProvider(settings.kek_path, create=False))
@@ -73,7 +73,7 @@ def _event(
     with _issuer(pan_alias) as (session, token, card, keys):
         status = step(NetworkSimulator(token.network), session, token.provider_id)
         fingerprint = keys.fingerprinter.digest(new_pan) if new_pan else None
-        tokens.apply_issuer_update(
+        token, card = tokens.apply_issuer_update(
             session,
             token,
             card,

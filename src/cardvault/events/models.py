@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 EventName = Literal[
     "network_token.activated",
@@ -23,15 +23,59 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 
 
+class CardFacts(Protocol):
+    """What an event tells of a card (a card record has these and more)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def org_id(self) -> str: ...
+    @property
+    def vault_id(self) -> str: ...
+    @property
+    def pan_alias(self) -> str: ...
+    @property
+    def bin(self) -> str: ...
+    @property
+    def last4(self) -> str: ...
+    @property
+    def exp_month(self) -> int: ...
+    @property
+    def exp_year(self) -> int: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+    @property
+    def updated_at(self) -> dt.datetime: ...
+
+
+class TokenFacts(Protocol):
+    """What an event tells of a network token (a token record has these and more)."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def token_last4(self) -> str | None: ...
+    @property
+    def payment_account_reference(self) -> str | None: ...
+    @property
+    def token_exp_month(self) -> int | None: ...
+    @property
+    def token_exp_year(self) -> int | None: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+    @property
+    def updated_at(self) -> dt.datetime: ...
+
+
 def iso(moment: dt.datetime) -> str:
     """``2026-11-29T04:31:00.123456Z``: UTC with a ``Z``."""
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def details(token: Any, card: Any) -> dict[str, Any]:
+def details(token: TokenFacts | None, card: CardFacts) -> dict[str, Any]:
     """The event's ``details``: the token's and the card's public fields only (BIN and
     last four, never a PAN or more of the token number than its last four)."""
-    dated = token if token is not None else card
+    dated: TokenFacts | CardFacts = token if token is not None else card
     return {
         "pan_alias": card.pan_alias,
         "network_token_last4": token.token_last4 if token is not None else None,
@@ -51,7 +95,7 @@ def details(token: Any, card: Any) -> dict[str, Any]:
 
 
 def document(
-    event_id: str, name: str, occurred_at: dt.datetime, token: Any, card: Any
+    event_id: str, name: str, occurred_at: dt.datetime, token: TokenFacts | None, card: CardFacts
 ) -> dict[str, Any]:
     return {
         "id": event_id,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from cardvault.crypto import ordered_id
 from cardvault.events.errors import UnknownEvent
-from cardvault.events.models import EventName, document
+from cardvault.events.models import CardFacts, EventName, TokenFacts, document
 from cardvault.store.direct import Direct
 from cardvault.store.event_models import Event
 from cardvault.store.feeds import START, CommitOrder, Position
@@ -49,7 +49,9 @@ def event_for_state(state: str) -> EventName | None:
     return _STATE_EVENTS.get(state)
 
 
-def emit(db: Session | Connection, name: EventName, card: Any, token: Any = None) -> str:
+def emit(
+    db: Session | Connection, name: EventName, card: CardFacts, token: TokenFacts | None = None
+) -> str:
     """Write one event about ``card`` (and its ``token``) in the session's transaction,
     so the event commits or rolls back with the change; one INSERT. Returns its id."""
     row = event_row(name, card, token)
@@ -98,7 +100,7 @@ _LOCK_VAULT = Direct(
 )
 
 
-def event_row(name: EventName, card: Any, token: Any) -> dict[str, Any]:
+def event_row(name: EventName, card: CardFacts, token: TokenFacts | None) -> dict[str, Any]:
     """The stored form of an event, ready to insert (bulk enrolment makes its rows
     before it takes the write lock and stores them with :func:`store_events`)."""
     event_id = ordered_id("evt_")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from cardvault.store.records import CardRecord, NetworkTokenRecord
+
 
 def yyyy_mm(year: int | None, month: int | None) -> str | None:
     return None if year is None or month is None else f"{year:04d}-{month:02d}"
 
 
-def token_out(token: Any, card: Any) -> dict[str, Any]:
+def token_out(token: NetworkTokenRecord, card: CardRecord | None) -> dict[str, Any]:
     """The reference's token object from a token and its card."""
     return {
         "id": token.id,

@@ -20,11 +20,10 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert
 from sqlalchemy.exc import IntegrityError
 
 from cardvault.audit import AuditRecord, bind_audit, write_audit
@@ -35,19 +34,24 @@ from cardvault.crypto.envelope import VaultCipher
 from cardvault.crypto.pan import Pan
 from cardvault.events import event_for_state, event_row, store_events
 from cardvault.network_tokens.documents import token_out
-from cardvault.network_tokens.services import ProviderFor, token_values
+from cardvault.network_tokens.services import ProviderFor, new_token
 from cardvault.networks import batch as network_batch
 from cardvault.networks.provider import ProviderError, ProvisionRequest, TokenServiceProvider
 from cardvault.store.direct import Bound, Direct, Source
 from cardvault.store.idempotency import IdempotentRequest, Replay
-from cardvault.store.models import Base
-
-_TOKENS = Base.metadata.tables["network_tokens"]
-_INSERT_TOKENS = Direct(insert(_TOKENS))
-_LIVE_TOKENS = Direct(
-    select(_TOKENS).where(_TOKENS.c.live_card_id.in_(bindparam("b_cards", expanding=True)))
+from cardvault.store.records import (
+    TOKENS,
+    CardRecord,
+    NetworkTokenRecord,
+    live_token_of_card,
+    select_tokens,
 )
-LIVE_TOKEN = Direct(select(_TOKENS).where(_TOKENS.c.live_card_id == bindparam("card_id")))
+
+_INSERT_TOKENS = Direct(insert(TOKENS))
+_LIVE_TOKENS = Direct(
+    select_tokens().where(TOKENS.c.live_card_id.in_(bindparam("b_cards", expanding=True))),
+    NetworkTokenRecord,
+)
 
 
 @dataclass(frozen=True)
@@ -55,15 +59,15 @@ class Provisioning:
     """One card to provision, with the expiry to send; ``pan`` when the caller holds
     the card's PAN already (it is not decrypted again)."""
 
-    card: Any  # a Card, or a row of one
+    card: CardRecord
     exp_month: int
     exp_year: int
     pan: Pan | None = None
     cvc: str | None = None  # passed to the network, never stored
 
 
-# A token (a stored row, or the record of a new one) and whether it is new; or the refusal.
-Provisioned = tuple[Any, bool] | ProviderError
+# A token (stored, or new) and whether it is new; or the network's refusal.
+Provisioned = tuple[NetworkTokenRecord, bool] | ProviderError
 
 
 @dataclass
@@ -81,12 +85,12 @@ class TokenPlan:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def live_tokens(source: Source, card_ids: Sequence[str]) -> dict[str, Any]:
-    """The live token row of each of these cards that has one, by card id."""
+def live_tokens(source: Source, card_ids: Sequence[str]) -> dict[str, NetworkTokenRecord]:
+    """The live token of each of these cards that has one, by card id."""
     if not card_ids:
         return {}
     found = _LIVE_TOKENS.all(source, {"b_cards": list(card_ids)})
-    return {row.live_card_id: row for row in found}
+    return {token.card_id: token for token in found}
 
 
 def _settle(plan: TokenPlan, index: int, outcome: network_batch.Outcome) -> None:
@@ -95,10 +99,9 @@ def _settle(plan: TokenPlan, index: int, outcome: network_batch.Outcome) -> None
         plan.results[index] = outcome
         return
     card = plan.items[index].card
-    values = token_values(card, outcome, plan.cipher)
-    token = SimpleNamespace(**values)
+    token = new_token(card, outcome, plan.cipher)
     plan.results[index] = (token, True)
-    plan.tokens.append(values)
+    plan.tokens.append(token.row())
     plan.bound_tokens = None  # a network asked only when storing: bound there
     name = event_for_state(token.state)  # as provision() announces it (none while PENDING)
     if name is not None:
@@ -111,7 +114,7 @@ def _request(item: Provisioning, cipher: VaultCipher) -> ProvisionRequest:
 
 
 def _groups(
-    plan: TokenPlan, provider_for: ProviderFor, live: Mapping[str, Any]
+    plan: TokenPlan, provider_for: ProviderFor, live: Mapping[str, NetworkTokenRecord]
 ) -> dict[str, tuple[TokenServiceProvider, list[int]]]:
     """The items to provision, by network (a card's first item only); answers the
     others (a live token, an unsupported brand)."""
@@ -136,7 +139,7 @@ def plan_tokens(
     provider_for: ProviderFor,
     items: Sequence[Provisioning],
     cipher: VaultCipher,
-    live: Mapping[str, Any],
+    live: Mapping[str, NetworkTokenRecord],
 ) -> TokenPlan:
     """Plan :func:`provision` for many cards of one vault whose live tokens are ``live``
     (by card id, from :func:`live_tokens`); reads the database only."""
@@ -219,13 +222,13 @@ class _Provision:
     """A provisioning made ready outside the write lock."""
 
     enrolment: Enrolment | None  # the card to enrol first (``{pan, …}``)
-    card: Any  # a row of the card, or the card to enrol
-    live: Any | None  # its live token when read, if it had one
+    card: CardRecord  # the card, or the card to enrol (as the write leaves it)
+    live: NetworkTokenRecord | None  # its live token when read, if it had one
     plan: TokenPlan | None  # otherwise, the new token's plan
     refusal: ProviderError | None = None  # the network's, for a card enrolled anyway
     # The answer and audit record of the planned token, made ahead (for a new token
     # whose card the write does not change); used if the write stores that token.
-    planned: Any = None
+    planned: NetworkTokenRecord | None = None
     payload: bytes | None = None
     audit: Bound | None = None
 
@@ -257,7 +260,7 @@ def _prepare(
             dt.date.today(),
         )
     new_card = enrolment is not None and enrolment.created
-    live = None if new_card else LIVE_TOKEN.first(db, {"card_id": card.id})
+    live = None if new_card else live_token_of_card(db, card.id)
     if live is not None:
         return _Provision(enrolment, card, live, None)
     item = Provisioning(card, expiry.month, expiry.year, pan=pan, cvc=request.cvc)
@@ -285,15 +288,16 @@ def _store(
         store_enrolment(ready.enrolment, conn)
     if ready.refusal is not None:
         return ready.refusal
-    token: Any = ready.live
+    token = ready.live
     created = False
     if ready.plan is not None:
-        token = LIVE_TOKEN.first(conn, {"card_id": ready.card.id})  # a twin's, meanwhile
+        token = live_token_of_card(conn, ready.card.id)  # a twin's, meanwhile
         if token is None:
             result = store_tokens(conn, ready.plan)[0]
             if isinstance(result, ProviderError):  # a network asked only now refused
                 return result
             token, created = result
+    assert token is not None  # the live token, or the plan's (stored, or a twin's)
     status = 201 if created else 200
     audit: AuditRecord | Bound
     if token is ready.planned and ready.payload is not None and ready.audit is not None:
@@ -307,7 +311,9 @@ def _store(
     return status, payload
 
 
-def _provision_audit(caller: VaultCaller, token: Any, card: Any) -> AuditRecord:
+def _provision_audit(
+    caller: VaultCaller, token: NetworkTokenRecord, card: CardRecord
+) -> AuditRecord:
     return caller.record(
         "network_token.provision", "network_token", token.id, state=token.state, card_id=card.id
     )

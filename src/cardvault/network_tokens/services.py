@@ -1,4 +1,4 @@
-"""Lifecycle of network tokens; plain values in, models out.
+"""Lifecycle of network tokens; plain values in, records out.
 
 The provider (a card network, or its simulator) is called inside the caller's
 transaction, so the platform's record and the network's state commit together.
@@ -7,11 +7,11 @@ Provisioning is in :mod:`cardvault.network_tokens.provisioning` (one card or man
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy.orm import Session
 
 from cardvault.crypto import ordered_id
@@ -27,18 +27,121 @@ from cardvault.networks.provider import (
     TokenStatus,
 )
 from cardvault.store.db import Database
-from cardvault.store.direct import Direct
-from cardvault.store.models import Card, NetworkToken
-from cardvault.store.paging import Cursor, newest_first
+from cardvault.store.direct import Direct, Source
+from cardvault.store.paging import Cursor, NewestFirst
+from cardvault.store.records import (
+    CARD_COLUMNS,
+    CARDS,
+    TOKEN_COLUMNS,
+    TOKENS,
+    CardRecord,
+    NetworkTokenRecord,
+    select_tokens,
+)
 from cardvault.store.types import utcnow
 
 TOKEN_FIELD = "network_token"  # noqa: S105 (a field name)
 FINAL = (DELETED, FAILED)
 
 ProviderFor = Callable[[str], TokenServiceProvider]
+TokenAndCard = tuple[NetworkTokenRecord, CardRecord]
 
 
-def _announce(session: Session, token: NetworkToken, card: Card, before: str | None) -> None:
+_SPLIT = len(TOKEN_COLUMNS)
+
+
+def _token_and_card(*values: Any) -> TokenAndCard:
+    """A row of :data:`TOKEN_COLUMNS` then :data:`CARD_COLUMNS`, as two records."""
+    return NetworkTokenRecord(*values[:_SPLIT]), CardRecord(*values[_SPLIT:])
+
+
+# Prebuilt statements, run by the executor (store/direct.py). A token is read with its
+# card; by pan_alias, the card's live token comes first, else its latest.
+_WITH_CARD = (
+    select_tokens()
+    .add_columns(*CARD_COLUMNS)
+    .join(CARDS, CARDS.c.id == TOKENS.c.card_id)
+    .where(TOKENS.c.vault_id == bindparam("vault_id"))
+)
+_LIVE_FIRST = (TOKENS.c.live_card_id.is_(None), TOKENS.c.created_at.desc())
+_BY_ALIAS = _WITH_CARD.where(TOKENS.c.pan_alias == bindparam("key")).order_by(*_LIVE_FIRST)
+_BY_ID = _WITH_CARD.where(TOKENS.c.id == bindparam("key"))
+# Two statements rather than one OR, so each uses its own index (pan_alias, primary key).
+TOKEN_BY_ALIAS = Direct(_BY_ALIAS.limit(1), _token_and_card)
+TOKEN_BY_ID = Direct(_BY_ID, _token_and_card)
+# In a write transaction: the token's row stays as read until it ends (PostgreSQL;
+# SQLite has one writer at a time).
+_TO_CHANGE_BY_ALIAS = Direct(_BY_ALIAS.limit(1).with_for_update(of=TOKENS), _token_and_card)
+_TO_CHANGE_BY_ID = Direct(_BY_ID.with_for_update(of=TOKENS), _token_and_card)
+_ANY_VAULT_BY_ALIAS = Direct(
+    select_tokens()
+    .add_columns(*CARD_COLUMNS)
+    .join(CARDS, CARDS.c.id == TOKENS.c.card_id)
+    .where(TOKENS.c.pan_alias == bindparam("key"))
+    .order_by(*_LIVE_FIRST)
+    .limit(1)
+    .with_for_update(of=TOKENS),
+    _token_and_card,
+)
+_PENDING = Direct(
+    select_tokens()
+    .where(TOKENS.c.state == "PENDING")
+    .order_by(TOKENS.c.updated_at)
+    .limit(bindparam("b_limit")),
+    NetworkTokenRecord,
+)
+_OF_CARD = Direct(
+    select_tokens().where(TOKENS.c.card_id == bindparam("card_id")), NetworkTokenRecord
+)
+_STATE = bindparam("b_state", type_=TOKENS.c.state.type)  # None: every state
+_NEWEST_FIRST = NewestFirst(
+    _WITH_CARD.where(_STATE.is_(None) | (TOKENS.c.state == _STATE)),
+    TOKENS.c.created_at,
+    TOKENS.c.id,
+    _token_and_card,
+    lambda found: Cursor(found[0].created_at, found[0].id),
+)
+STATUS_FIELDS = (
+    "state",
+    "token_encrypted",
+    "token_last4",
+    "token_exp_month",
+    "token_exp_year",
+    "payment_account_reference",
+    "failure_reason",
+    "live_card_id",
+    "updated_at",
+)
+_WRITE_STATUS = Direct(
+    update(TOKENS)
+    .where(TOKENS.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}", type_=TOKENS.c[name].type) for name in STATUS_FIELDS})
+)
+_DELETE_OF_CARD = Direct(delete(TOKENS).where(TOKENS.c.card_id == bindparam("b_card")))
+_WRITE_CARD = Direct(
+    update(CARDS)
+    .where(CARDS.c.id == bindparam("b_id"))
+    .values(
+        {
+            name: bindparam(f"b_{name}", type_=CARDS.c[name].type)
+            for name in (
+                "pan_encrypted",
+                "data_key_version",
+                "fingerprint",
+                "bin",
+                "last4",
+                "exp_month",
+                "exp_year",
+                "updated_at",
+            )
+        }
+    )
+)
+
+
+def _announce(
+    session: Session, token: NetworkTokenRecord, card: CardRecord, before: str | None
+) -> None:
     """Write the event for the token's move from ``before`` to its current state."""
     if token.state == before:
         return
@@ -47,110 +150,85 @@ def _announce(session: Session, token: NetworkToken, card: Card, before: str | N
         emit(session, name, card, token)
 
 
-def _status_fields(
-    token_id: str, card_id: str, status: TokenStatus, cipher: VaultCipher
-) -> dict[str, Any]:
-    """The platform record's columns that mirror the network's view of the token."""
-    return {
-        "state": status.state,
-        "token_encrypted": cipher.encrypt(
-            status.token_number.encode(), record_id=token_id, field=TOKEN_FIELD
+def _with_status(
+    token: NetworkTokenRecord, status: TokenStatus, cipher: VaultCipher
+) -> NetworkTokenRecord:
+    """The token with the network's view of it: the columns that mirror it."""
+    return replace(
+        token,
+        state=status.state,
+        token_encrypted=cipher.encrypt(
+            status.token_number.encode(), record_id=token.id, field=TOKEN_FIELD
         ),
-        "token_last4": status.token_number[-4:],
-        "token_exp_month": status.exp_month,
-        "token_exp_year": status.exp_year,
-        "payment_account_reference": status.payment_account_reference,
-        "failure_reason": status.failure_reason,
-        "live_card_id": None if status.state in FINAL else card_id,
-        "updated_at": utcnow(),
-    }
-
-
-def _apply(token: NetworkToken, status: TokenStatus, cipher: VaultCipher) -> None:
-    """Copy the network's view onto the platform's record."""
-    for name, value in _status_fields(token.id, token.card_id, status, cipher).items():
-        setattr(token, name, value)
-
-
-def token_values(card: Any, status: TokenStatus, cipher: VaultCipher) -> dict[str, Any]:
-    """The columns of the platform's record of a token the network just provisioned
-    for ``card`` (a :class:`Card` or a row of one), for storing without ORM objects."""
-    token_id = ordered_id("ntk_")
-    values = {
-        "id": token_id,
-        "vault_id": card.vault_id,
-        "org_id": card.org_id,
-        "card_id": card.id,
-        "pan_alias": card.pan_alias,
-        "network": status.network,
-        "provider_id": status.provider_id,
-        **_status_fields(token_id, card.id, status, cipher),
-    }
-    values["created_at"] = values["updated_at"]
-    return values
-
-
-def get_token(session: Session, vault_id: str, key: str) -> NetworkToken:
-    """The vault's token by pan_alias (the live one, else the latest) or by id."""
-    token = session.scalar(
-        select(NetworkToken)
-        .where(
-            NetworkToken.vault_id == vault_id,
-            or_(NetworkToken.pan_alias == key, NetworkToken.id == key),
-        )
-        .order_by(NetworkToken.live_card_id.is_(None), NetworkToken.created_at.desc())
-        .limit(1)
+        token_last4=status.token_number[-4:],
+        token_exp_month=status.exp_month,
+        token_exp_year=status.exp_year,
+        payment_account_reference=status.payment_account_reference,
+        failure_reason=status.failure_reason,
+        live_card_id=None if status.state in FINAL else token.card_id,
+        updated_at=utcnow(),
     )
-    if token is None:
-        raise TokenNotFound(f"network token {key} not found")
-    return token
 
 
-_TOKEN_AND_CARD = (
-    select(
-        *NetworkToken.__table__.columns,
-        Card.last4.label("card_last4"),
-        Card.bin.label("card_bin"),
-        Card.exp_month.label("card_exp_month"),
-        Card.exp_year.label("card_exp_year"),
-        Card.holder_info.label("card_holder_info"),
+def _write_status(session: Session, token: NetworkTokenRecord) -> None:
+    params = {f"b_{name}": getattr(token, name) for name in STATUS_FIELDS}
+    _WRITE_STATUS.execute(session, [{**params, "b_id": token.id}])
+
+
+def new_token(card: CardRecord, status: TokenStatus, cipher: VaultCipher) -> NetworkTokenRecord:
+    """The platform's record of a token the network just provisioned for ``card``
+    (not stored yet)."""
+    now = utcnow()
+    blank = NetworkTokenRecord(
+        id=ordered_id("ntk_"),
+        vault_id=card.vault_id,
+        org_id=card.org_id,
+        card_id=card.id,
+        live_card_id=None,
+        pan_alias=card.pan_alias,
+        network=status.network,
+        provider_id=status.provider_id,
+        state=status.state,
+        token_encrypted=None,
+        token_last4=None,
+        token_exp_month=None,
+        token_exp_year=None,
+        payment_account_reference=None,
+        failure_reason=None,
+        created_at=now,
+        updated_at=now,
     )
-    .join(Card, Card.id == NetworkToken.card_id)
-    .order_by(NetworkToken.live_card_id.is_(None), NetworkToken.created_at.desc())
-    .limit(1)
-)
-# Two statements rather than one OR, so each uses its own index (pan_alias, primary key).
-TOKEN_BY_ALIAS = Direct(
-    _TOKEN_AND_CARD.where(
-        NetworkToken.pan_alias == bindparam("key"), NetworkToken.vault_id == bindparam("vault_id")
-    )
-)
-TOKEN_BY_ID = Direct(
-    _TOKEN_AND_CARD.where(
-        NetworkToken.id == bindparam("key"), NetworkToken.vault_id == bindparam("vault_id")
-    )
-)
+    token = _with_status(blank, status, cipher)
+    return replace(token, created_at=token.updated_at)
 
 
-def read_token(db: Database, vault_id: str, key: str) -> Any:
-    """A row of the vault's token (as :func:`get_token` finds it) with its card's
-    ``card_*`` columns, for reading only."""
+def read_token(source: Source, vault_id: str, key: str) -> TokenAndCard:
+    """The vault's token by pan_alias (the live one, else the latest) or by id, with
+    its card. Raises :class:`TokenNotFound`."""
     params = {"vault_id": vault_id, "key": key}
-    row = TOKEN_BY_ALIAS.first(db, params)
-    if row is None:
-        row = TOKEN_BY_ID.first(db, params)
-    if row is None:
+    found = TOKEN_BY_ALIAS.first(source, params) or TOKEN_BY_ID.first(source, params)
+    if found is None:
         raise TokenNotFound(f"network token {key} not found")
-    return row
+    return found
+
+
+def get_token(session: Session, vault_id: str, key: str) -> TokenAndCard:
+    """:func:`read_token`, to change in the session's transaction (the token's row
+    locked until it ends)."""
+    params = {"vault_id": vault_id, "key": key}
+    found = _TO_CHANGE_BY_ALIAS.first(session, params) or _TO_CHANGE_BY_ID.first(session, params)
+    if found is None:
+        raise TokenNotFound(f"network token {key} not found")
+    return found
 
 
 def list_tokens(
-    session: Session, vault_id: str, *, state: str | None, limit: int, cursor: Cursor | None
-) -> tuple[Sequence[NetworkToken], Cursor | None]:
-    query = select(NetworkToken).where(NetworkToken.vault_id == vault_id)
-    if state:
-        query = query.where(NetworkToken.state == state)
-    return newest_first(session, NetworkToken, query, limit=limit, cursor=cursor)
+    source: Source, vault_id: str, *, state: str | None, limit: int, cursor: Cursor | None
+) -> tuple[list[TokenAndCard], Cursor | None]:
+    """A page of the vault's tokens (in ``state``, if given) with their cards, newest
+    first, and the next page's cursor."""
+    params = {"vault_id": vault_id, "b_state": state}
+    return _NEWEST_FIRST.page(source, params, limit=limit, cursor=cursor)
 
 
 @dataclass(frozen=True)
@@ -161,48 +239,46 @@ class Transition:
         self,
         session: Session,
         provider: TokenServiceProvider,
-        token: NetworkToken,
+        token: NetworkTokenRecord,
         cipher: VaultCipher,
         reason: str,
-        card: Card | None = None,
-    ) -> NetworkToken:
-        """Apply the transition at the network and on the record, with its event
-        (``card`` is looked up when not given)."""
-        before = token.state
+        card: CardRecord,
+    ) -> NetworkTokenRecord:
+        """Apply the transition at the network and on the record, with its event; the
+        token as it now is."""
         if self.name == "suspend":
             status = provider.suspend(session, token.provider_id, reason)
         elif self.name == "resume":
             status = provider.resume(session, token.provider_id, reason)
         else:
             status = provider.delete(session, token.provider_id)
-        _apply(token, status, cipher)
-        _announce(session, token, card or _card_of(session, token), before)
-        return token
-
-
-def _card_of(session: Session, token: NetworkToken) -> Card:
-    card = session.get(Card, token.card_id)
-    assert card is not None  # a token's card exists until the token is deleted
-    return card
+        changed = _with_status(token, status, cipher)
+        _write_status(session, changed)
+        _announce(session, changed, card, token.state)
+        return changed
 
 
 def refresh(
-    session: Session, provider: TokenServiceProvider, token: NetworkToken, cipher: VaultCipher
+    session: Session,
+    provider: TokenServiceProvider,
+    token: NetworkTokenRecord,
+    card: CardRecord,
+    cipher: VaultCipher,
 ) -> bool:
-    """Ask the network for the token's state; True if it changed."""
+    """Ask the network for the token's state; True if it changed (written, announced)."""
     status = provider.status(session, token.provider_id)
     if status.state == token.state:
         return False
-    before = token.state
-    _apply(token, status, cipher)
-    _announce(session, token, _card_of(session, token), before)
+    changed = _with_status(token, status, cipher)
+    _write_status(session, changed)
+    _announce(session, changed, card, token.state)
     return True
 
 
 def cryptogram(
     session: Session,
     provider: TokenServiceProvider,
-    token: NetworkToken,
+    token: NetworkTokenRecord,
     cipher: VaultCipher,
     *,
     amount: str | None,
@@ -224,21 +300,17 @@ def cryptogram(
     return number.decode(), value
 
 
-def pending_tokens(session: Session, limit: int = 100) -> Sequence[NetworkToken]:
-    return session.scalars(
-        select(NetworkToken)
-        .where(NetworkToken.state == "PENDING")
-        .order_by(NetworkToken.updated_at)
-        .limit(limit)
-    ).all()
+def pending_tokens(source: Source, limit: int = 100) -> list[NetworkTokenRecord]:
+    """PENDING tokens, the longest waiting first."""
+    return _PENDING.all(source, {"b_limit": limit})
 
 
-def tokens_of_card(session: Session, card_id: str) -> Sequence[NetworkToken]:
-    return session.scalars(select(NetworkToken).where(NetworkToken.card_id == card_id)).all()
+def tokens_of_card(source: Source, card_id: str) -> list[NetworkTokenRecord]:
+    return _OF_CARD.all(source, {"card_id": card_id})
 
 
 def delete_all_of_card(
-    session: Session, provider_for: ProviderFor, card: Card, cipher: VaultCipher
+    session: Session, provider_for: ProviderFor, card: CardRecord, cipher: VaultCipher
 ) -> int:
     """Delete the card's tokens at the network, then the platform's records; returns
     how many there were. Used before the card itself is deleted."""
@@ -247,8 +319,8 @@ def delete_all_of_card(
         if token.state not in FINAL:
             provider = provider_for(card.brand)
             Transition("delete").run(session, provider, token, cipher, "card deleted", card)
-        session.delete(token)
-    session.flush()
+    if found:
+        _DELETE_OF_CARD.execute(session, [{"b_card": card.id}])
     return len(found)
 
 
@@ -257,67 +329,88 @@ def settle_pending(
 ) -> int:
     """Background step: ask the network about PENDING tokens; returns how many changed.
 
-    Safe on several workers at once: each token is re-read and updated in its own
+    Safe on several workers at once: each token is read again (and locked) in its own
     write transaction, and a token that is no longer PENDING is left alone.
     """
-    with db.sessions() as session:
-        pending = [(t.id, t.vault_id) for t in pending_tokens(session)]
+    pending = [(t.id, t.vault_id) for t in pending_tokens(db)]
     changed = 0
     for token_id, vault_id in pending:
         cipher = cipher_of(vault_id)  # outside the write transaction: it may load a key
         with db.transaction() as session:
-            token = session.get(NetworkToken, token_id)
-            card = session.get(Card, token.card_id) if token else None
-            if token is None or card is None or token.state != "PENDING":
+            found = _TO_CHANGE_BY_ID.first(session, {"vault_id": vault_id, "key": token_id})
+            if found is None or found[0].state != "PENDING":
                 continue
-            changed += refresh(session, provider_for(card.brand), token, cipher)
+            token, card = found
+            changed += refresh(session, provider_for(card.brand), token, card, cipher)
     return changed
 
 
 def apply_issuer_update(
     session: Session,
-    token: NetworkToken,
-    card: Card,
+    token: NetworkTokenRecord,
+    card: CardRecord,
     status: TokenStatus,
     cipher: VaultCipher,
     *,
     new_pan: Pan | None = None,
     fingerprint: bytes | None = None,
-) -> None:
+) -> TokenAndCard:
     """Apply an issuer-side event (new PAN, new expiry, suspend, resume, delete) that
     the network reported: the token's record and, for card changes, the card, with
     their events (a state change; ``network_token.updated`` and ``card.updated`` when
-    the card's number or expiry changed)."""
-    before_state = token.state
-    before_card = (card.fingerprint, card.exp_month, card.exp_year)
-    before_token = (token.token_exp_month, token.token_exp_year)
-    _apply(token, status, cipher)
-    if new_pan is not None and fingerprint is not None:
-        card.pan_encrypted = cipher.encrypt(
-            new_pan.reveal().encode(), record_id=card.id, field="pan"
-        )
-        card.data_key_version = cipher.current_version
-        card.fingerprint = fingerprint
-        card.bin, card.last4 = new_pan.bin, new_pan.last4
-    card.exp_month, card.exp_year = status.card_exp_month, status.card_exp_year
-    card.updated_at = utcnow()
-    _announce(session, token, card, before_state)
-    card_changed = (card.fingerprint, card.exp_month, card.exp_year) != before_card
-    if card_changed or (token.token_exp_month, token.token_exp_year) != before_token:
-        emit(session, "network_token.updated", card, token)
-    if card_changed:
-        emit(session, "card.updated", card, token)
-
-
-def token_by_alias(session: Session, pan_alias: str) -> tuple[NetworkToken, Card]:
-    """Operator lookup across vaults: the alias's live (else latest) token and its card."""
-    token = session.scalar(
-        select(NetworkToken)
-        .where(NetworkToken.pan_alias == pan_alias)
-        .order_by(NetworkToken.live_card_id.is_(None), NetworkToken.created_at.desc())
-        .limit(1)
+    the card's number or expiry changed). The token and the card as they now are."""
+    changed = _with_status(token, status, cipher)
+    moved = replace(
+        card,
+        exp_month=status.card_exp_month,
+        exp_year=status.card_exp_year,
+        updated_at=utcnow(),
     )
-    card = session.get(Card, token.card_id) if token else None
-    if token is None or card is None:
+    if new_pan is not None and fingerprint is not None:
+        moved = replace(
+            moved,
+            pan_encrypted=cipher.encrypt(new_pan.reveal().encode(), record_id=card.id, field="pan"),
+            data_key_version=cipher.current_version,
+            fingerprint=fingerprint,
+            bin=new_pan.bin,
+            last4=new_pan.last4,
+        )
+    _write_status(session, changed)
+    card_row = {
+        f"b_{name}": getattr(moved, name)
+        for name in (
+            "pan_encrypted",
+            "data_key_version",
+            "fingerprint",
+            "bin",
+            "last4",
+            "exp_month",
+            "exp_year",
+            "updated_at",
+        )
+    }
+    _WRITE_CARD.execute(session, [{**card_row, "b_id": moved.id}])
+    _announce(session, changed, moved, token.state)
+    card_changed = (moved.fingerprint, moved.exp_month, moved.exp_year) != (
+        card.fingerprint,
+        card.exp_month,
+        card.exp_year,
+    )
+    token_moved = (changed.token_exp_month, changed.token_exp_year) != (
+        token.token_exp_month,
+        token.token_exp_year,
+    )
+    if card_changed or token_moved:
+        emit(session, "network_token.updated", moved, changed)
+    if card_changed:
+        emit(session, "card.updated", moved, changed)
+    return changed, moved
+
+
+def token_by_alias(session: Session, pan_alias: str) -> TokenAndCard:
+    """Operator lookup across vaults: the alias's live (else latest) token and its
+    card, locked for a change in the session's transaction."""
+    found = _ANY_VAULT_BY_ALIAS.first(session, {"key": pan_alias})
+    if found is None:
         raise TokenNotFound(f"network token {pan_alias} not found")
-    return token, card
+    return found

@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, UpdateBase
@@ -40,10 +41,11 @@ from cardvault.store.backend import Driver, Params, Raw, Sql
 from cardvault.store.db import Database, driver_for
 
 Processor = Callable[[Any], Any] | None
-Statement = Select[Any] | UpdateBase
+Statement = Select[*tuple[Any, ...]] | UpdateBase
 R = TypeVar("R")
 
-Source = Database | Connection  # a database (its thread's reader) or a transaction
+# A database (its thread's reader), or a transaction: a Core connection's or a session's.
+Source = Database | Connection | Session
 
 
 class Direct(Generic[R]):
@@ -81,6 +83,8 @@ class Direct(Generic[R]):
         return self._read(source, params, one=False)
 
     def _read(self, source: Source, params: Mapping[str, Any], *, one: bool) -> list[R]:
+        if isinstance(source, Session):
+            source = source.connection()
         if isinstance(source, Database):
             compiled = self._compile(source.engine.dialect, (), params)
             raw = source.read(compiled.sql, compiled.bind(params), one=one)
@@ -99,13 +103,19 @@ class Direct(Generic[R]):
         database's own work. Give the result to :meth:`execute`."""
         if not rows:
             return Bound(rows, None, ())
+        if isinstance(source, Session):
+            source = source.connection()
         dialect = source.engine.dialect if isinstance(source, Database) else source.dialect
         keys = tuple(rows[0]) if isinstance(self.statement, Insert) else ()
         compiled = self._compile(dialect, keys, rows[0])
         return Bound(rows, compiled.sql, [compiled.bind(r) for r in rows], compiled.driver)
 
-    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]] | Bound) -> None:
+    def execute(
+        self, conn: Connection | Session, rows: Sequence[Mapping[str, Any]] | Bound
+    ) -> None:
         """Run the statement once per parameter set, in ``conn``'s transaction."""
+        if isinstance(conn, Session):
+            conn = conn.connection()
         bound = rows if isinstance(rows, Bound) else self.bind(conn, rows)
         if bound.sql is not None and bound.driver is not None:
             bound.driver.execute(_in_transaction(conn), bound.sql, bound.params)

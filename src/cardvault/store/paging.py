@@ -10,12 +10,13 @@ import hmac
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, or_
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, or_
 from sqlalchemy.orm import Session
 
 from cardvault.problems import Problem
+from cardvault.store.direct import Direct, Source
 
 
 class InvalidCursor(Problem, ValueError):
@@ -97,6 +98,47 @@ class CursorCodec:
 
 
 M = TypeVar("M")
+R = TypeVar("R")
+
+
+class NewestFirst(Generic[R]):
+    """Keyset pages of ``query``'s records, newest first on (``created_at``, ``id``),
+    run by the executor: two statements compiled once (the first page, and a page
+    after a cursor). ``row`` makes a record of each row, ``position`` its place in the
+    order (its ``created_at`` and ``id``). Stable while rows are added, no OFFSET."""
+
+    def __init__(
+        self,
+        query: Select[Any],
+        created_at: ColumnElement[dt.datetime],
+        id_: ColumnElement[str],
+        row: Callable[..., R],
+        position: Callable[[R], Cursor],
+    ) -> None:
+        self._position = position
+        newest = (created_at.desc(), id_.desc())
+        after = or_(
+            created_at < bindparam("b_after_at"),
+            and_(created_at == bindparam("b_after_at"), id_ < bindparam("b_after_id")),
+        )
+        limit = bindparam("b_limit", type_=Integer)
+        self._first = Direct(query.order_by(*newest).limit(limit), row)
+        self._after = Direct(query.where(after).order_by(*newest).limit(limit), row)
+
+    def page(
+        self, source: Source, params: dict[str, Any], *, limit: int, cursor: Cursor | None
+    ) -> tuple[list[R], Cursor | None]:
+        """One page (the statement's own parameters in ``params``) and the cursor of
+        the next page, or None."""
+        if cursor is None:
+            rows = self._first.all(source, {**params, "b_limit": limit + 1})
+        else:
+            after = {"b_after_at": cursor.created_at, "b_after_id": cursor.id}
+            rows = self._after.all(source, {**params, **after, "b_limit": limit + 1})
+        page = rows[:limit]
+        if len(rows) <= limit:
+            return page, None
+        return page, self._position(page[-1])
 
 
 def newest_first(

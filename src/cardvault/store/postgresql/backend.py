@@ -22,8 +22,9 @@ from cardvault.store.backend import (
     Sql,
     ThreadConnections,
 )
-from cardvault.store.postgresql import listen
 from cardvault.store.postgresql.driver import PsycopgDriver
+from cardvault.store.postgresql.listen import Listener as NotificationListener
+from cardvault.store.postgresql.listen import notify as pg_notify
 
 # Seconds to wait for a pooled connection, and libpq's connection parameters that
 # bound connecting and a connection whose peer went silent.
@@ -116,7 +117,7 @@ class PostgreSQLBackend:
 
     def listen(self, channel: str, wake: Callable[[], None]) -> Listener | None:
         dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return listen.Listener(dsn, PG_CONNECT_ARGS, channel, wake)
+        return NotificationListener(dsn, PG_CONNECT_ARGS, channel, wake)
 
     @staticmethod
     def insert_or_ignore(table: Table) -> Insert:
@@ -125,7 +126,7 @@ class PostgreSQLBackend:
 
     @staticmethod
     def notify(conn: Connection, channel: str) -> None:
-        listen.notify(conn, channel)
+        pg_notify(conn, channel)
 
     def dispose(self) -> None:
         self.engine.dispose()
