@@ -9,10 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from cardvault.accounts.scopes import satisfies
 from cardvault.audit import AuditBuffer, AuditRecord
 from cardvault.crypto import SecretHasher
 from cardvault.keys.vault_keys import VaultKeys
 from cardvault.networks.provider import Providers
+from cardvault.problems import InsufficientScope
+from cardvault.settings import Settings
 from cardvault.store.db import Database
 from cardvault.store.group_commit import GroupCommit
 
@@ -39,10 +42,18 @@ class Principal:
     def actor_id(self) -> str:
         return self.client_id if self.person_email is None else self.person_email
 
+    def require(self, scope: str) -> None:
+        """Raise :class:`InsufficientScope` (audited where it is rendered) unless the
+        caller's scopes cover ``scope``."""
+        if not satisfies(self.scopes, scope):
+            raise InsufficientScope(scope, actor=(self.actor_type, self.actor_id))
+
 
 class Services(Protocol):
     """What the vault's use cases use of the running service (``runtime.Runtime``)."""
 
+    @property
+    def settings(self) -> Settings: ...
     @property
     def db(self) -> Database: ...
     @property

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from pydantic import BaseModel
 from starlette.concurrency import iterate_in_threadpool
 from starlette.types import Receive
 
 from cardvault.api.multipart import file_field
-from cardvault.bulk import jobs
-from cardvault.bulk.csvfile import Columns
-from cardvault.bulk.results import result_lines
-from cardvault.bulk.upload import receive
-from cardvault.web.auth import VaultCaller, check_scope
+from cardvault.bulk import management
 from cardvault.web.errors import UnsupportedMediaType
 from cardvault.web.http import Call, Route
 from cardvault.web.reply import Reply
@@ -52,16 +47,6 @@ UPLOAD_BODY = {
 }
 
 
-async def _job(call: Call, job_id: str) -> Any:
-    caller: VaultCaller = call.caller
-
-    def read() -> Any:
-        with call.runtime.db.engine.connect() as conn:
-            return jobs.read_job(conn, caller.vault_id, job_id)
-
-    return await call.runtime.run_db(read)
-
-
 async def _stream(channel: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await channel()
@@ -86,38 +71,18 @@ def _file_bytes(call: Call) -> AsyncIterator[bytes]:
 async def upload(call: Call) -> Reply:
     """Store the file's rows and queue the job (202); a bad header is a 422 and
     creates nothing. A ``pan`` column also needs the ``cards:write`` scope."""
-    caller: VaultCaller = call.caller
-
-    def on_header(columns: Columns) -> None:
-        if columns.has_pan:
-            check_scope(caller.principal, "cards:write")
-
-    runtime = call.runtime
-    job_id = await receive(
-        _file_bytes(call),
-        db=runtime.db,
-        owner=jobs.Owner(caller.vault_id, caller.org_id, caller.principal.client_id),
-        cipher=runtime.vault_keys.cipher(caller.vault_id),
-        run_db=runtime.run_db,
-        on_header=on_header,
-    )
-    job = await _job(call, job_id)
-    runtime.audit.add(caller.record("bulk_job.create", "bulk_job", job_id, total=job.total))
-    return Reply.json(jobs.job_out(job), 202)
+    return Reply.json(await management.upload(call.caller, _file_bytes(call)), 202)
 
 
 async def status(call: Call) -> Reply:
     """The job's state and counts."""
-    return Reply.json(jobs.job_out(await _job(call, call.params["job_id"])))
+    return Reply.json(await management.job_status(call.caller, call.params["job_id"]))
 
 
 async def results(call: Call) -> Reply:
     """One CSV line per input row, in input order (never a PAN)."""
-    caller: VaultCaller = call.caller
     job_id = call.params["job_id"]
-    job = await _job(call, job_id)
-    call.runtime.audit.add(caller.record("bulk_job.results", "bulk_job", job_id))
-    lines = iterate_in_threadpool(result_lines(call.runtime.db, job_id, job.state))
+    lines = iterate_in_threadpool(await management.job_results(call.caller, job_id))
 
     async def chunks() -> AsyncIterator[bytes]:
         async for line in lines:
@@ -132,12 +97,7 @@ async def results(call: Call) -> Reply:
 
 async def cancel(call: Call) -> Reply:
     """Stop the job; rows already processed keep their results."""
-    caller: VaultCaller = call.caller
-    job_id = call.params["job_id"]
-    runtime = call.runtime
-    job = await runtime.run_db(jobs.cancel_job, runtime.db, caller.vault_id, job_id)
-    runtime.audit.add(caller.record("bulk_job.cancel", "bulk_job", job_id))
-    return Reply.json(jobs.job_out(job))
+    return Reply.json(await management.cancel(call.caller, call.params["job_id"]))
 
 
 TAGS = ("bulk enrolment",)

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from cardvault.audit import write_audit
-from cardvault.cards import services as cards
-from cardvault.cards.documents import CardOut, CardPage, card_json, card_out
+from cardvault.cards import management
+from cardvault.cards.documents import CardOut, CardPage
 from cardvault.cards.enrolment import enroll, valid_card
-from cardvault.network_tokens import services as network_tokens
-from cardvault.problems import Unprocessable
+from cardvault.network_tokens import lifecycle
 from cardvault.store.idempotency import IdempotentRequest
-from cardvault.store.paging import CursorCodec
-from cardvault.web.auth import VaultCaller
 from cardvault.web.http import Call, Route
 from cardvault.web.reply import Reply
 
@@ -80,73 +75,46 @@ def idempotent(call: Call) -> IdempotentRequest | None:
     )
 
 
+def _holder(info: HolderInfo | None) -> dict[str, Any] | None:
+    return info.model_dump(exclude_none=True) if info else None
+
+
 async def enroll_card(call: Call) -> Reply:
     """Enrol a card; a PAN already in the vault answers 200 with the existing card."""
     body: CardIn = call.body
     pan, expiry = valid_card(body.pan, body.exp_month, body.exp_year)
-    holder = body.holder_info.model_dump(exclude_none=True) if body.holder_info else None
-    status, payload = await enroll(call.caller, pan, expiry, holder, idempotent(call))
+    status, payload = await enroll(
+        call.caller, pan, expiry, _holder(body.holder_info), idempotent(call)
+    )
     return Reply.raw_json(payload, status)
 
 
 def list_cards(call: Call) -> CardPage:
     """The vault's cards, newest first, a page at a time."""
-    caller: VaultCaller = call.caller
     query: Listing = call.query
-    codec, listing = CursorCodec.derived(call.runtime.hasher.hash), f"cards:{caller.vault_id}"
-    after = codec.decode(query.cursor, listing) if query.cursor else None
-    with call.runtime.db.sessions() as session:
-        page, following = cards.list_cards(
-            session, caller.vault_id, limit=query.limit, cursor=after
-        )
-        result = CardPage(
-            data=[card_out(c) for c in page],
-            next_cursor=codec.encode(following, listing) if following else None,
-        )
-    call.runtime.audit.add(caller.record("card.list", "card", None, count=len(result.data)))
-    return result
+    return management.list_cards(call.caller, limit=query.limit, cursor=query.cursor)
 
 
 async def get_card(call: Call) -> Reply:
     """A card by id or pan_alias."""
-    caller: VaultCaller = call.caller
-    runtime = call.runtime
-    card = await runtime.run_db(
-        cards.read_card, runtime.db, caller.vault_id, call.params["card_id"]
-    )
-    runtime.audit.add(caller.record("card.read", "card", card.id))
-    return Reply.raw_json(card_json(card))
+    return Reply.raw_json(await management.read_card(call.caller, call.params["card_id"]))
 
 
 def update_card(call: Call) -> CardOut:
     """Change the expiry (both fields together) or the holder details."""
-    caller: VaultCaller = call.caller
     body: CardPatch = call.body
-    if (body.exp_month is None) != (body.exp_year is None):
-        raise Unprocessable("exp_month and exp_year: give both or neither")
-    expiry = None
-    if body.exp_month is not None and body.exp_year is not None:
-        expiry = cards.normalize_expiry(body.exp_month, body.exp_year, dt.date.today())
-    holder = body.holder_info.model_dump(exclude_none=True) if body.holder_info else None
-    with call.runtime.db.transaction() as session:
-        card = cards.update_card(
-            session, caller.vault_id, call.params["card_id"], expiry=expiry, holder_info=holder
-        )
-        out = card_out(card)
-        write_audit(session, caller.record("card.update", "card", card.id))
-    return out
+    return management.update_card(
+        call.caller,
+        call.params["card_id"],
+        exp_month=body.exp_month,
+        exp_year=body.exp_year,
+        holder=_holder(body.holder_info),
+    )
 
 
 def delete_card(call: Call) -> None:
     """Delete the card; its network tokens are deleted at the network first."""
-    caller: VaultCaller = call.caller
-    runtime = call.runtime
-    cipher = runtime.vault_keys.cipher(caller.vault_id)
-    with runtime.db.transaction() as session:
-        card = cards.get_card(session, caller.vault_id, call.params["card_id"])
-        removed = network_tokens.delete_all_of_card(session, runtime.providers, card, cipher)
-        cards.delete_card(session, caller.vault_id, card.id)
-        write_audit(session, caller.record("card.delete", "card", card.id, network_tokens=removed))
+    lifecycle.delete_card(call.caller, call.params["card_id"])
 
 
 TAGS = ("cards",)

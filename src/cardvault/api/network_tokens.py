@@ -7,13 +7,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from cardvault.api.cards import Month, Year, idempotent
-from cardvault.audit import write_audit
 from cardvault.cards.enrolment import valid_card
-from cardvault.network_tokens import services as tokens
-from cardvault.network_tokens.documents import token_out, yyyy_mm
+from cardvault.network_tokens import lifecycle
 from cardvault.network_tokens.provisioning import ProvisionRequestIn, provision
 from cardvault.problems import Unprocessable
-from cardvault.store.paging import CursorCodec
 from cardvault.web.auth import VaultCaller, check_scope
 from cardvault.web.http import Call, Route
 from cardvault.web.reply import Reply
@@ -84,54 +81,21 @@ async def provision_token(call: Call) -> Reply:
 
 def list_tokens(call: Call) -> dict[str, object]:
     """The vault's network tokens, newest first, a page at a time."""
-    caller: VaultCaller = call.caller
     query: Listing = call.query
-    codec, listing = (
-        CursorCodec.derived(call.runtime.hasher.hash),
-        f"network-tokens:{caller.vault_id}",
+    return lifecycle.list_tokens(
+        call.caller, state=query.state, limit=query.limit, cursor=query.cursor
     )
-    after = codec.decode(query.cursor, listing) if query.cursor else None
-    page, following = tokens.list_tokens(
-        call.runtime.db, caller.vault_id, state=query.state, limit=query.limit, cursor=after
-    )
-    data = [token_out(token, card) for token, card in page]
-    call.runtime.audit.add(
-        caller.record("network_token.list", "network_token", None, count=len(data))
-    )
-    return {"data": data, "next_cursor": codec.encode(following, listing) if following else None}
 
 
 async def get_token(call: Call) -> Reply:
     """A network token by id or pan_alias, with its card's BIN, last four and expiry."""
-    caller: VaultCaller = call.caller
-    runtime = call.runtime
+    return Reply.json(await lifecycle.read_token(call.caller, call.params["pan_alias"]))
+
+
+def _transition(name: lifecycle.TransitionName, call: Call, reason: str) -> Reply:
     key = call.params["pan_alias"]
-    token, card = await runtime.run_db(tokens.read_token, runtime.db, caller.vault_id, key)
-    runtime.audit.add(caller.record("network_token.read", "network_token", token.id))
-    return Reply.json(token_out(token, card))
-
-
-def _transition(name: str, call: Call, reason: str) -> Reply:
-    caller: VaultCaller = call.caller
-    runtime = call.runtime
-    cipher = runtime.vault_keys.cipher(caller.vault_id)
-    idem = idempotent(call)
-    with runtime.db.transaction() as session:
-        replay = idem.replay(session.connection()) if idem else None
-        if replay is not None:
-            return Reply.raw_json(replay.body, replay.status)
-        token, card = tokens.get_token(session, caller.vault_id, call.params["pan_alias"])
-        token = tokens.Transition(name).run(
-            session, runtime.providers(card.brand), token, cipher, reason, card
-        )
-        reply = Reply.json(token_out(token, card))
-        if idem:
-            idem.remember(session.connection(), 200, reply.body)
-        write_audit(
-            session,
-            caller.record(f"network_token.{name}", "network_token", token.id, reason=reason),
-        )
-    return reply
+    status, payload = lifecycle.transition(call.caller, name, key, reason, idempotent(call))
+    return Reply.raw_json(payload, status)
 
 
 def delete_token(call: Call) -> Reply:
@@ -152,40 +116,15 @@ def resume_token(call: Call) -> Reply:
 def get_cryptogram(call: Call) -> dict[str, object]:
     """A fresh single-use cryptogram. Not replayed for an Idempotency-Key: the answer
     holds the token number, which is never stored in clear; a retry gets a new one."""
-    caller: VaultCaller = call.caller
     body: CryptogramIn = call.body
-    runtime = call.runtime
-    cipher = runtime.vault_keys.cipher(caller.vault_id)
-    with runtime.db.transaction() as session:
-        token, card = tokens.get_token(session, caller.vault_id, call.params["pan_alias"])
-        number, value = tokens.cryptogram(
-            session,
-            runtime.providers(card.brand),
-            token,
-            cipher,
-            amount=body.amount,
-            currency_code=body.currency_code,
-            transaction_type=body.transaction_type,
-            cryptogram_type=body.cryptogram_type,
-        )
-        write_audit(
-            session,
-            caller.record(
-                "network_token.cryptogram",
-                "network_token",
-                token.id,
-                transaction_type=body.transaction_type,
-            ),
-        )
-    return {
-        "network_token": number,
-        "exp_month": token.token_exp_month,
-        "exp_year": token.token_exp_year,
-        "expires_at": yyyy_mm(token.token_exp_year, token.token_exp_month),
-        "cryptogram": value.value,
-        "eci": value.eci,
-        "cryptogram_type": value.cryptogram_type,
-    }
+    return lifecycle.cryptogram(
+        call.caller,
+        call.params["pan_alias"],
+        amount=body.amount,
+        currency_code=body.currency_code,
+        transaction_type=body.transaction_type,
+        cryptogram_type=body.cryptogram_type,
+    )
 
 
 TAGS = ("network tokens",)

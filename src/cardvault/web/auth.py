@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cardvault.accounts.people import identity, person_scopes
-from cardvault.accounts.scopes import satisfies
 from cardvault.callers import Principal, VaultCaller
 from cardvault.crypto import TokenInvalid
 from cardvault.oauth.access_tokens import VerifiedToken
 from cardvault.oauth.device import PUBLIC_CLIENTS
-from cardvault.problems import InsufficientScope, Problem
+from cardvault.problems import Problem
 from cardvault.runtime import Runtime
 from cardvault.web.errors import InvalidToken
 from cardvault.web.http import Call
@@ -94,5 +93,4 @@ def principal_of(token: VerifiedToken) -> Principal:
 def check_scope(principal: Principal, scope: str) -> None:
     """Raise :class:`InsufficientScope` (audited where it is rendered) unless the
     caller's scopes cover ``scope``."""
-    if not satisfies(principal.scopes, scope):
-        raise InsufficientScope(scope, actor=(principal.actor_type, principal.actor_id))
+    principal.require(scope)
