@@ -203,7 +203,9 @@ def _never_existed(path: str, v: Tenant) -> str:
     """The same path with every id of the victim replaced by one that never existed."""
     for real in _ids(v):
         prefix = re.match(r"[a-z]+_", real)
-        made_up = (prefix.group(0) if prefix else "") + secrets.token_hex(8)
+        # Letters only: a run of digits could look like a card number (a 422 instead).
+        letters = secrets.token_hex(8).translate(str.maketrans("0123456789", "ghijklmnop"))
+        made_up = (prefix.group(0) if prefix else "") + letters
         path = path.replace(real, made_up)
     return path
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Table, create_engine, exc
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.pool import NullPool, PoolProxiedConnection
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.dml import Insert
 
 from cardvault.store.backend import (
@@ -20,7 +20,6 @@ from cardvault.store.backend import (
     Params,
     Raw,
     Sql,
-    ThreadConnections,
 )
 from cardvault.store.postgresql.driver import PsycopgDriver
 from cardvault.store.postgresql.listen import Listener as NotificationListener
@@ -40,6 +39,7 @@ PG_CONNECT_ARGS: dict[str, Any] = {
 # Readers prepare every statement on its first run: they run only the executor's
 # statements, each compiled once and run again and again. (Writers keep psycopg's
 # default: a statement is prepared on its fifth run on a connection.)
+READERS = 4  # reader connections per process
 READER_ARGS: dict[str, Any] = {
     **PG_CONNECT_ARGS,
     "prepare_threshold": 0,
@@ -70,32 +70,37 @@ class PostgreSQLBackend:
             **json,
         )
         # Readers: SQLAlchemy's dialect makes them (same type adapters and JSON
-        # loader as the pool's), in autocommit and read-only; each thread keeps its own.
+        # loader as the pool's), in autocommit and read-only, from a small pool of
+        # their own: a read checks one out for its statement only, so a process holds
+        # at most READERS of them whatever its number of threads (PostgreSQL's
+        # connection limit is shared by every worker of every node).
         self._reader_engine = create_engine(
             url,
-            poolclass=NullPool,
+            pool_size=READERS,
+            max_overflow=0,
+            pool_timeout=POOL_TIMEOUT,
             isolation_level="AUTOCOMMIT",
-            # Autocommit: nothing to roll back when a reader is let go (a reset on a
-            # connection the server has dropped would only log an error).
+            # Autocommit: nothing to roll back when a reader goes back to the pool.
             pool_reset_on_return=None,
             connect_args=READER_ARGS,
             hide_parameters=True,
             **json,
         )
-        self._readers = ThreadConnections(self._reader_engine.raw_connection, _close)
 
     def read(self, sql: Sql, params: Params, *, one: bool) -> list[Raw]:
-        reader: PoolProxiedConnection = self._readers.get()
-        try:
-            return self.driver.fetch(reader.driver_connection, sql, params, one=one)
-        except exc.DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-        # The connection was gone (the server restarted, a proxy dropped it): a read
-        # can be run again, once, on a new one, as the pool's pre-ping would.
-        self._readers.drop()
-        reader = self._readers.get()
-        return self.driver.fetch(reader.driver_connection, sql, params, one=one)
+        for attempt in (1, 2):
+            reader: PoolProxiedConnection = self._reader_engine.raw_connection()
+            try:
+                return self.driver.fetch(reader.driver_connection, sql, params, one=one)
+            except exc.DBAPIError as error:
+                # A connection that was gone (the server restarted, a proxy dropped
+                # it): a read can be run again, once, on a new one, as a pre-ping would.
+                if not error.connection_invalidated or attempt == 2:
+                    raise
+                reader.invalidate()
+            finally:
+                reader.close()
+        raise AssertionError("unreachable")
 
     def writing(self) -> AbstractContextManager[None]:
         return nullcontext()  # writers wait for each other's rows only
@@ -130,9 +135,4 @@ class PostgreSQLBackend:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        self._readers.close_all()
         self._reader_engine.dispose()
-
-
-def _close(conn: PoolProxiedConnection) -> None:
-    conn.close()
