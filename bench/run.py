@@ -11,6 +11,7 @@ PostgreSQL's server, when it is measured).
 Environment:
     BENCH_DURATION  seconds per measured run (default 10)
     BENCH_BACKENDS  comma-separated: sqlite, postgresql (default both)
+    BENCH_SQLITE_SYNCHRONOUS  normal: SQLite's faster, less durable setting (default full)
     BENCH_PG        PostgreSQL server's URL to create the database with
                     (default postgresql://postgres@127.0.0.1:5432/postgres)
     BENCH_KEEP      1 keeps the temporary directory (keys, server logs) and the database
@@ -132,9 +133,13 @@ def cardvault_binary() -> str:
 
 def server_env(data_dir: Path, database_url: str = "") -> dict[str, str]:
     """The caller's environment without CARDVAULT_* settings, using ``data_dir`` and
-    ``database_url`` (empty: SQLite in ``data_dir``). Durable settings: the defaults."""
+    ``database_url`` (empty: SQLite in ``data_dir``). Durable settings: the defaults,
+    unless ``BENCH_SQLITE_SYNCHRONOUS=normal`` asks for SQLite's faster setting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDVAULT_")}
     env["CARDVAULT_DATA_DIR"] = str(data_dir)
+    synchronous = os.environ.get("BENCH_SQLITE_SYNCHRONOUS")
+    if synchronous:
+        env["CARDVAULT_SQLITE_SYNCHRONOUS"] = synchronous
     if database_url:
         env["CARDVAULT_DATABASE_URL"] = database_url
     return env
