@@ -118,24 +118,21 @@ _WRITE_STATUS = Direct(
     .values({name: bindparam(f"b_{name}", type_=TOKENS.c[name].type) for name in STATUS_FIELDS})
 )
 _DELETE_OF_CARD = Direct(delete(TOKENS).where(TOKENS.c.card_id == bindparam("b_card")))
+# What a network's card update (a new PAN, a new expiry) changes in the card's row.
+_CARD_UPDATED = (
+    "pan_encrypted",
+    "data_key_version",
+    "fingerprint",
+    "bin",
+    "last4",
+    "exp_month",
+    "exp_year",
+    "updated_at",
+)
 _WRITE_CARD = Direct(
     update(CARDS)
     .where(CARDS.c.id == bindparam("b_id"))
-    .values(
-        {
-            name: bindparam(f"b_{name}", type_=CARDS.c[name].type)
-            for name in (
-                "pan_encrypted",
-                "data_key_version",
-                "fingerprint",
-                "bin",
-                "last4",
-                "exp_month",
-                "exp_year",
-                "updated_at",
-            )
-        }
-    )
+    .values({name: bindparam(f"b_{name}", type_=CARDS.c[name].type) for name in _CARD_UPDATED})
 )
 
 
@@ -376,19 +373,7 @@ def apply_issuer_update(
             last4=new_pan.last4,
         )
     _write_status(session, changed)
-    card_row = {
-        f"b_{name}": getattr(moved, name)
-        for name in (
-            "pan_encrypted",
-            "data_key_version",
-            "fingerprint",
-            "bin",
-            "last4",
-            "exp_month",
-            "exp_year",
-            "updated_at",
-        )
-    }
+    card_row = {f"b_{name}": getattr(moved, name) for name in _CARD_UPDATED}
     _WRITE_CARD.execute(session, [{**card_row, "b_id": moved.id}])
     _announce(session, changed, moved, token.state)
     card_changed = (moved.fingerprint, moved.exp_month, moved.exp_year) != (

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cardvault.crypto.pan import find_pan
 from cardvault.runtime import Runtime
 from cardvault.web import inputs
 from cardvault.web.errors import MethodNotAllowed, UnsupportedMediaType, render_error
@@ -295,8 +296,8 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             text: str = value.decode("latin-1")
-            if _REQUEST_ID.fullmatch(text):
-                return text
+            if _REQUEST_ID.fullmatch(text) and find_pan(text) is None:
+                return text  # sane, and no card number: it is echoed and logged
             break
     return uuid.uuid4().hex
 
