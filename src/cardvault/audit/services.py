@@ -27,6 +27,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.orm import Session
 
+from cardvault.crypto.pan import mask_pans
+from cardvault.crypto.secrets import mask_secrets
 from cardvault.store.db import Database
 from cardvault.store.direct import Bound, Direct, Source
 from cardvault.store.models import Base, ServiceAccount
@@ -97,7 +99,22 @@ _INSERT = Direct(insert(Base.metadata.tables["audit_events"]))
 
 
 def _row(record: AuditRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in _FIELDS}
+    """The stored form of ``record``: what a caller may have typed (the target, the
+    reason, the details) with card numbers masked and secrets cut to their prefix."""
+    row = {name: getattr(record, name) for name in _FIELDS}
+    for name in ("target_id", "reason"):
+        if row[name]:
+            row[name] = _shown(row[name])
+    if row["details"]:
+        row["details"] = {
+            key: _shown(value) if isinstance(value, str) else value
+            for key, value in row["details"].items()
+        }
+    return row
+
+
+def _shown(text: str) -> str:
+    return mask_secrets(mask_pans(text))
 
 
 def _last_uses(batch: list[AuditRecord]) -> dict[str, dt.datetime]:

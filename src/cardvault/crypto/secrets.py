@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import threading
 import time
@@ -146,3 +147,12 @@ class SecretHasher:
         for candidate in candidates:
             found |= hmac.compare_digest(digest, candidate)
         return found
+
+
+# Client secrets (cvs_) and webhook signing secrets (cvwh_): 32 random bytes in base64url.
+_SECRET_TEXT = re.compile(r"\b(cvs|cvwh)_[A-Za-z0-9_-]{16,}")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every client or webhook secret cut to its prefix (``cvs_****``)."""
+    return _SECRET_TEXT.sub(r"\1_****", text) if "_" in text else text

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import sys
 from contextvars import ContextVar
 from typing import Any
@@ -17,9 +16,8 @@ from typing import Any
 import orjson
 
 from cardvault.crypto import mask_pans
+from cardvault.crypto.secrets import mask_secrets
 
-# Client secrets (cvs_) and webhook signing secrets (cvwh_): 32 random bytes in base64url.
-_SECRET = re.compile(r"\b(cvs|cvwh)_[A-Za-z0-9_-]{16,}")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 # The request being answered (set by the HTTP layer): every line logged while it is
 # answered carries its id, as the answer's X-Request-Id does.
@@ -47,7 +45,7 @@ class JsonFormatter(logging.Formatter):
 
 def redact(line: str) -> str:
     """``line`` with card numbers masked and secrets cut to their prefix."""
-    return _SECRET.sub(r"\1_****", mask_pans(line))
+    return mask_secrets(mask_pans(line))
 
 
 def configure_logging(level: str) -> None:
