@@ -28,6 +28,11 @@ def cli_env(data_dir: Path, database_url: str, **settings: Any) -> dict[str, str
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDVAULT_")}
     env["CARDVAULT_DATA_DIR"] = str(data_dir)
     env["CARDVAULT_DATABASE_URL"] = database_url
+    if database_url.startswith("postgresql"):
+        # The suite's servers share one PostgreSQL (max_connections 100) with each
+        # other and with the other test process: small pools, as an operator running
+        # many nodes would set them. A test may set its own.
+        settings = {"db_pool_size": 3, "db_readers": 2, **settings}
     for name, value in settings.items():
         env[f"CARDVAULT_{name.upper()}"] = str(value)
     return env

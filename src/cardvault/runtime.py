@@ -52,7 +52,12 @@ def prepare(settings: Settings) -> Database:
     From here on, whatever the process writes in the data directory is private."""
     secure_data_dir(settings.data_dir, settings.database_url)
     upgrade(settings.database_url)
-    db = create_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    db = create_database(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pool_size=settings.db_pool_size,
+        readers=settings.db_readers,
+    )
     ensure_installation_keys(db, LocalFileKeyProvider(settings.kek_path), settings.signing_alg)
     return db
 

@@ -50,6 +50,22 @@ class Settings(BaseSettings):
             "or an OS crash can be lost. Ignored on PostgreSQL."
         ),
     )
+    db_pool_size: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="PostgreSQL connections per worker process for writes. A node opens at "
+        "most `workers` * (`db_pool_size` + `db_readers` + 1) connections (the 1 listens "
+        "for other nodes' changes); every node's sum must stay below the server's "
+        "`max_connections`. Ignored on SQLite.",
+    )
+    db_readers: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="PostgreSQL connections per worker process for reads (autocommit, "
+        "read-only, every statement prepared). Ignored on SQLite.",
+    )
     realm: str = Field(
         default="cardvault",
         description="The realm in `/auth/realms/{realm}/…` (a single path segment).",
@@ -231,8 +247,9 @@ class Settings(BaseSettings):
         default=8,
         ge=1,
         le=200,
-        description="Threads per worker for blocking work (database calls of the API routes, "
-        "PostgreSQL queries).",
+        description="Threads per worker process for blocking work: every database call on "
+        "PostgreSQL and the handlers that are not asynchronous. One pool; the database "
+        "connections they share are `db_pool_size` and `db_readers`.",
     )
     dashboard_session_hours: int = Field(
         default=12,

@@ -8,12 +8,12 @@ backend's (:mod:`cardvault.store.backend`); callers use this class and
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import orjson
+from anyio import to_thread
 from sqlalchemy import Connection, Engine, Table, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
@@ -107,10 +107,11 @@ class Database:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking database work from the event loop: inline where a statement
         costs microseconds (a thread hop and its interpreter-lock hand-offs would cost
-        more), in a thread where it crosses a network."""
+        more), in a thread where it crosses a network: one of the worker's blocking-work
+        threads (``CARDVAULT_THREADS``), the pool the HTTP layer's handlers run in."""
         if self.capabilities.inline:
             return fn(*args)
-        return await asyncio.to_thread(fn, *args)
+        return await to_thread.run_sync(fn, *args)
 
     # ------------------------------------------------------------------ upkeep
 
@@ -189,14 +190,22 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def create_database(url: str, *, sqlite_synchronous: Synchronous = "full") -> Database:
+def create_database(
+    url: str,
+    *,
+    sqlite_synchronous: Synchronous = "full",
+    pool_size: int = 4,
+    readers: int = 4,
+) -> Database:
     """The database at ``url``; for SQLite, its directory is created first.
-    ``sqlite_synchronous``: see :attr:`cardvault.settings.Settings.sqlite_synchronous`."""
+    ``sqlite_synchronous``, ``pool_size`` and ``readers``: see
+    :class:`cardvault.settings.Settings` (``sqlite_synchronous``, ``db_pool_size``,
+    ``db_readers``)."""
     backend: Backend
     if url.startswith("sqlite"):
         backend = SQLiteBackend(url, synchronous=sqlite_synchronous, json_text=_json_text)
     elif url.startswith("postgresql"):
-        backend = PostgreSQLBackend(url, json_text=_json_text)
+        backend = PostgreSQLBackend(url, writers=pool_size, readers=readers, json_text=_json_text)
     else:
         raise StoreError(f"unsupported database URL: {url.split(':', 1)[0]}")
     return Database(backend)

@@ -28,11 +28,13 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 
 from cardvault.store.db import Database
+from cardvault.store.unavailable import is_conflict
 
 T = TypeVar("T")
 
 Write = Callable[[Connection], Any]
 MAX_BATCH = 128
+CONFLICT_ATTEMPTS = 3  # runs of a write that PostgreSQL gave up for a conflict
 
 
 class GroupCommit:
@@ -96,7 +98,12 @@ class GroupCommit:
 
     def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> list[_Outcome]:
         """Run a batch in one transaction (in a thread, or inline where statements
-        cost microseconds); each write's result or error, for the loop to hand out."""
+        cost microseconds); each write's result or error, for the loop to hand out.
+
+        PostgreSQL may give up a transaction that deadlocked with another node's (two
+        batches taking the same rows in another order): the writes it took from are
+        run again, each alone, so a conflict between batches never reaches a caller.
+        """
         outcomes: list[_Outcome] = []
         try:
             with self._db.locked_write_connection() as conn:
@@ -107,8 +114,23 @@ class GroupCommit:
                     for fn, future in batch:
                         outcomes.append((future, *_in_savepoint(conn, fn)))
         except Exception as failed:  # the commit (or the lock) failed: nothing was kept
-            return [(future, None, failed) for _fn, future in batch]
+            outcomes = [(future, None, failed) for _fn, future in batch]
+        for n, (fn, future) in enumerate(batch):
+            error = outcomes[n][2]
+            if error is not None and is_conflict(error):
+                outcomes[n] = self._alone(fn, future)
         return outcomes
+
+    def _alone(self, fn: Write, future: asyncio.Future[Any]) -> _Outcome:
+        """Run one write in a transaction of its own, again while it conflicts."""
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                with self._db.locked_write_connection() as conn:
+                    return future, fn(conn), None
+            except Exception as error:
+                if not is_conflict(error) or attempt == CONFLICT_ATTEMPTS:
+                    return future, None, error
+        raise AssertionError("unreachable")
 
 
 _Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]

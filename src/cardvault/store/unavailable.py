@@ -19,7 +19,7 @@ from sqlalchemy import exc as sa
 
 from cardvault.crypto.pan import mask_pans
 
-__all__ = ["RETRY_AFTER", "is_unavailable", "log_failure", "summary"]
+__all__ = ["RETRY_AFTER", "is_conflict", "is_unavailable", "log_failure", "summary"]
 
 # Seconds a client is asked to wait before trying again (``Retry-After``).
 RETRY_AFTER = 2
@@ -47,6 +47,14 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         return error.orig is not None and _driver_unavailable(error.orig)
     return _driver_unavailable(error)
+
+
+def is_conflict(error: BaseException) -> bool:
+    """True if ``error`` is PostgreSQL giving up a transaction because it conflicted
+    with another one (a deadlock, a serialization failure): the same writes succeed
+    when run again."""
+    inner = error.orig if isinstance(error, sa.DBAPIError) else error
+    return isinstance(inner, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
 
 
 def _driver_unavailable(error: BaseException) -> bool:

@@ -135,13 +135,17 @@ def commit_out_of_order(
             write(conn, item)
             pending.append(conn)
 
-    for _ in range(OPEN_AT_ONCE):
-        open_next()
-    while pending:
-        conn = pending.pop(shuffle.randrange(len(pending)))
-        conn.commit()
-        conn.close()
-        open_next()
+    try:
+        for _ in range(OPEN_AT_ONCE):
+            open_next()
+        while pending:
+            conn = pending.pop(shuffle.randrange(len(pending)))
+            conn.commit()
+            conn.close()
+            open_next()
+    finally:  # a failure leaves no connection open for the garbage collector
+        for conn in pending:
+            conn.close()
 
 
 def _revoke_as_the_server_does(conn: psycopg.Connection, token: str) -> None:

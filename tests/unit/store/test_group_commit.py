@@ -7,8 +7,9 @@ import threading
 import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
-from sqlalchemy import Connection, event, insert, select
+from sqlalchemy import Connection, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cardvault.store import Database, create_database
@@ -148,3 +149,62 @@ def test_a_loop_stopped_while_waiting_for_the_lock_gives_it_back(sqlite_db: Data
         time.sleep(0.01)
     db.unlock_writes()
     assert _names(db) == set()
+
+
+@pytest.fixture
+def pg_db(databases: Databases) -> Iterator[Database]:
+    url = databases.url("postgresql")
+    upgrade(url)
+    database = create_database(url)
+    yield database
+    database.dispose()
+
+
+def _rename(org_id: str, name: str) -> object:
+    def write(conn: Connection) -> str:
+        conn.execute(update(ORGS).where(ORGS.c.id == org_id).values(name=name))
+        return name
+
+    return write
+
+
+def test_a_write_that_deadlocks_with_another_node_is_run_again(pg_db: Database) -> None:
+    """PostgreSQL gives up a batch's write that deadlocked with another node's
+    transaction (here: a connection of the test's): the write is run again, alone,
+    once that transaction is done, and its caller never sees the conflict."""
+    db = pg_db
+    asyncio.run(_together(GroupCommit(db), _add("org_1"), _add("org_2")))
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    other = psycopg.connect(url)
+    # The other node waits longer before it looks for deadlocks: the batch's
+    # connection finds this one and gives up its write.
+    other.execute("SET deadlock_timeout = '20s'")
+    other.execute("UPDATE organizations SET name = 'other' WHERE id = 'org_2'")
+
+    def other_node() -> None:
+        with psycopg.connect(url, autocommit=True) as watcher:
+            deadline = time.monotonic() + 10
+            while not watcher.execute(
+                "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE NOT l.granted AND a.datname = current_database()"
+            ).fetchone():  # the batch's second write waits for org_2
+                assert time.monotonic() < deadline, "the batch never waited for the row"
+                time.sleep(0.01)
+        other.execute("UPDATE organizations SET name = 'other' WHERE id = 'org_1'")
+        other.commit()
+
+    waiter = threading.Thread(target=other_node)
+    waiter.start()
+    try:
+        outcomes = asyncio.run(
+            _together(GroupCommit(db), _rename("org_1", "batch"), _rename("org_2", "batch"))
+        )
+    finally:
+        waiter.join()
+        other.close()
+    assert outcomes == ["batch", "batch"]
+    with db.engine.connect() as conn:
+        names = {row.id: row.name for row in conn.execute(select(ORGS.c.id, ORGS.c.name))}
+    # org_1: the batch's write, then the other node's; org_2: the other node's, then
+    # the batch's write run again.
+    assert names == {"org_1": "other", "org_2": "batch"}

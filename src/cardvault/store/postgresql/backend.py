@@ -29,6 +29,7 @@ from cardvault.store.postgresql.listen import notify as pg_notify
 # bound connecting and a connection whose peer went silent.
 POOL_TIMEOUT = 3
 PG_CONNECT_ARGS: dict[str, Any] = {
+    "application_name": "cardvault",  # pg_stat_activity tells the service's connections
     "connect_timeout": 3,
     "tcp_user_timeout": 5000,  # ms a sent packet may stay unacknowledged
     "keepalives": 1,
@@ -39,7 +40,6 @@ PG_CONNECT_ARGS: dict[str, Any] = {
 # Readers prepare every statement on its first run: they run only the executor's
 # statements, each compiled once and run again and again. (Writers keep psycopg's
 # default: a statement is prepared on its fifth run on a connection.)
-READERS = 4  # reader connections per process
 READER_ARGS: dict[str, Any] = {
     **PG_CONNECT_ARGS,
     "prepare_threshold": 0,
@@ -54,12 +54,19 @@ class PostgreSQLBackend:
     capabilities = Capabilities(inline=False, sees_every_commit=False, commits_in_id_order=False)
     driver: Driver = PsycopgDriver()
 
-    def __init__(self, url: str, *, json_text: Callable[[Any], str]) -> None:
+    def __init__(
+        self, url: str, *, writers: int, readers: int, json_text: Callable[[Any], str]
+    ) -> None:
+        """``writers`` and ``readers``: the most connections of each kind this process
+        opens (:attr:`cardvault.settings.Settings.db_pool_size`, ``db_readers``)."""
         json = {"json_serializer": json_text, "json_deserializer": orjson.loads}
+        # Fixed-size pools, no overflow: PostgreSQL's connection limit is shared by
+        # every worker of every node, so a process never opens more than it was given;
+        # a burst waits for a connection (at most POOL_TIMEOUT, then 503).
         self.engine = create_engine(
             url,
-            pool_size=10,
-            max_overflow=20,
+            pool_size=writers,
+            max_overflow=0,
             pool_pre_ping=True,
             # An unreachable database fails requests in seconds (a 503), never hangs
             # them: connecting, waiting for a pooled connection, and data sent that
@@ -72,11 +79,10 @@ class PostgreSQLBackend:
         # Readers: SQLAlchemy's dialect makes them (same type adapters and JSON
         # loader as the pool's), in autocommit and read-only, from a small pool of
         # their own: a read checks one out for its statement only, so a process holds
-        # at most READERS of them whatever its number of threads (PostgreSQL's
-        # connection limit is shared by every worker of every node).
+        # at most ``readers`` of them whatever its number of threads.
         self._reader_engine = create_engine(
             url,
-            pool_size=READERS,
+            pool_size=readers,
             max_overflow=0,
             pool_timeout=POOL_TIMEOUT,
             isolation_level="AUTOCOMMIT",
