@@ -48,16 +48,25 @@ def route_table(settings: Settings, service: Any) -> list[Route]:
     ]
 
 
+class _Started:
+    """What start-up made, read by every request (a plain attribute: Starlette's
+    ``app.state`` costs a microsecond a read). Unset before start-up finishes."""
+
+    runtime: Runtime
+    oauth: oauth.OAuthService
+
+
 def create_app(settings: Settings | None = None) -> HttpLayer:
     settings = settings or get_settings()
+    started = _Started()
     configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
         runtime = Runtime.open(settings)
-        app.state.runtime = runtime
-        app.state.oauth = oauth.OAuthService(runtime)
+        app.state.runtime = started.runtime = runtime
+        app.state.oauth = started.oauth = oauth.OAuthService(runtime)
         await runtime.start()
         # Long-lived objects leave the collector's view; fewer, cheaper collections
         # keep the token endpoint's tail latency low.
@@ -79,13 +88,13 @@ def create_app(settings: Settings | None = None) -> HttpLayer:
     app.add_api_route("/healthz", alive, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", ready, methods=["GET"], include_in_schema=False)
     errors.install(app)
-    routes = route_table(settings, lambda: app.state.oauth)
+    routes = route_table(settings, lambda: started.oauth)
     openapi.install(app, routes, lambda document: add_oauth(document, settings.realm))
     install_dashboard(app, settings)  # after the API's handlers: it refines them for pages
     return HttpLayer(
         routes,
         fallback=app,
-        runtime=lambda: app.state.runtime,
+        runtime=lambda: started.runtime,
         authenticate=authenticate,
         oauth_paths=oauth.is_oauth_path,
     )

@@ -19,6 +19,8 @@ from tests.functional.api.test_openapi import check
 from tests.functional.oauth.helpers import access_token
 from tests.servers import Server
 
+MADE_ID = r"[0-9a-f]{16}-[0-9a-f]+"  # a request id the service made: process, counter
+
 
 @pytest.fixture(scope="module")
 def schema(server: Server) -> BaseSchema:
@@ -93,18 +95,22 @@ def test_every_answer_carries_its_request_id(server: Server, factory: Factory) -
         ("GET", "/no/such/path", {}),
         ("GET", "/dashboard/signin", {}),
     ]
+    made_ids: list[str] = []
     for method, path, headers in requests:
         given = httpx.request(
             method, server.url + path, headers={**headers, "X-Request-Id": "req-42.a:b"}
         )
         assert given.headers["x-request-id"] == "req-42.a:b", path
         made = httpx.request(method, server.url + path, headers=headers)
-        assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"]), path
+        assert re.fullmatch(MADE_ID, made.headers["x-request-id"]), path
+        made_ids.append(made.headers["x-request-id"])
         for odd_id in ("a b<script>", "4111111111111111"):  # not sane; a card number
             odd = httpx.request(
                 method, server.url + path, headers={**headers, "X-Request-Id": odd_id}
             )
-            assert re.fullmatch(r"[0-9a-f]{32}", odd.headers["x-request-id"]), path
+            assert re.fullmatch(MADE_ID, odd.headers["x-request-id"]), path
+            made_ids.append(odd.headers["x-request-id"])
+    assert len(set(made_ids)) == len(made_ids)  # a new id for every request
 
 
 def test_a_wrong_method_on_a_route_is_a_405_with_allow(server: Server) -> None:
