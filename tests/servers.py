@@ -32,7 +32,7 @@ def cli_env(data_dir: Path, database_url: str, **settings: Any) -> dict[str, str
         # The suite's servers share one PostgreSQL (max_connections 100) with each
         # other and with the other test process: small pools, as an operator running
         # many nodes would set them. A test may set its own.
-        settings = {"db_pool_size": 3, "db_readers": 2, **settings}
+        settings = {"db_pool_size": 4, "db_readers": 2, **settings}
     for name, value in settings.items():
         env[f"CARDVAULT_{name.upper()}"] = str(value)
     return env

@@ -124,9 +124,10 @@ def alive() -> JSONResponse:
 
 
 async def ready(request: Request) -> JSONResponse:
-    """Readiness: the database answers a query within a short timeout."""
+    """Readiness: the database answers a query within a short timeout, from a thread
+    and from the event loop (their connections are not the same)."""
     runtime: Runtime = request.app.state.runtime
-    if await to_thread.run_sync(runtime.db.ping):
+    if await to_thread.run_sync(runtime.db.ping) and await runtime.db.aping():
         return JSONResponse({"status": "ok"})
     return JSONResponse(
         {"status": "unavailable", "detail": "database unreachable"},

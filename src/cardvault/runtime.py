@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import delete
 
-from cardvault.accounts.services import ClientRecord, load_client
+from cardvault.accounts.services import ClientRecord, aload_client
 from cardvault.audit import AuditBuffer
 from cardvault.crypto import KeyRing, LocalFileKeyProvider, SecretHasher
 from cardvault.keys import ensure_installation_keys, load_keyring, load_pepper
@@ -93,8 +93,8 @@ class Runtime:
             )
         revocations = RevocationState(db, retention=retention)
 
-        def load(client_id: str) -> ClientRecord | None:
-            return load_client(db, client_id)
+        async def load(client_id: str) -> ClientRecord | None:
+            return await aload_client(db, client_id)
 
         feed = ChangeFeed(db, poll_interval=settings.change_poll_interval)
         freshness = Freshness(db, feed)
@@ -264,4 +264,5 @@ class Runtime:
         except Exception:
             log.exception("final audit flush failed; %d records lost", len(self.audit))
         self.freshness.close()
+        await self.db.aclose()
         self.db.dispose()

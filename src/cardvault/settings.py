@@ -54,7 +54,8 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         le=100,
-        description="PostgreSQL connections per worker process for writes. A node opens at "
+        description="PostgreSQL connections per worker process for writes and for the reads "
+        "of worker threads. A node opens at "
         "most `workers` * (`db_pool_size` + `db_readers` + 1) connections (the 1 listens "
         "for other nodes' changes); every node's sum must stay below the server's "
         "`max_connections`. Ignored on SQLite.",
@@ -63,8 +64,9 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         le=100,
-        description="PostgreSQL connections per worker process for reads (autocommit, "
-        "read-only, every statement prepared). Ignored on SQLite.",
+        description="PostgreSQL connections per worker process for the reads of its event "
+        "loop (the busy GETs, the token endpoint's client lookup): asynchronous, autocommit, "
+        "read-only, every statement prepared. Ignored on SQLite.",
     )
     realm: str = Field(
         default="cardvault",

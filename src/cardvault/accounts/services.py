@@ -24,6 +24,7 @@ from cardvault.crypto import (
     random_id,
 )
 from cardvault.store.changes import publish_change
+from cardvault.store.db import Database
 from cardvault.store.direct import Direct, Source
 from cardvault.store.models import Member, Organization, ServiceAccount, Vault
 
@@ -101,6 +102,12 @@ def load_client(source: Source, client_id: str) -> ClientRecord | None:
     """The client named ``client_id``, or ``None`` if there is none (read with the
     database's reader, or in the transaction of a session or connection)."""
     row = _CLIENT.first(source, {"client_id": client_id})
+    return None if row is None else client_record(row)
+
+
+async def aload_client(db: Database, client_id: str) -> ClientRecord | None:
+    """:func:`load_client` from the event loop (see :meth:`Database.aread`)."""
+    row = await _CLIENT.afirst(db, {"client_id": client_id})
     return None if row is None else client_record(row)
 
 

@@ -96,7 +96,7 @@ class OAuthService:
         if form.get("grant_type") == DEVICE_GRANT:
             answer = await run_in_threadpool(self.device_flow.token, form, call.source_ip)
         else:
-            answer = self.token_endpoint.handle(
+            answer = await self.token_endpoint.handle(
                 TokenRequest(form, call.authorization, call.source_ip)
             )
         return Reply.json(answer, headers=NO_STORE)
@@ -104,13 +104,13 @@ class OAuthService:
     async def introspect(self, call: Call) -> Reply:
         """RFC 7662: token introspection."""
         form = parse_form(call.content_type, call.raw)
-        answer = self.introspection.handle(form, call.authorization, call.source_ip)
+        answer = await self.introspection.handle(form, call.authorization, call.source_ip)
         return Reply.json(answer, headers=NO_STORE)
 
     async def revoke(self, call: Call) -> Reply:
         """RFC 7009: token revocation."""
         form = parse_form(call.content_type, call.raw)
-        await run_in_threadpool(self.revocation.handle, form, call.authorization, call.source_ip)
+        await self.revocation.handle(form, call.authorization, call.source_ip)
         return Reply(200, b"", NO_STORE)
 
     async def device(self, call: Call) -> Reply:

@@ -43,7 +43,7 @@ def list_cards(caller: VaultCaller, *, limit: int, cursor: str | None) -> CardPa
 async def read_card(caller: VaultCaller, key: str) -> bytes:
     """The document (JSON) of the vault's card with this id or pan_alias."""
     services = caller.runtime
-    card = await services.run_db(cards.read_card, services.db, caller.vault_id, key)
+    card = await cards.aread_card(services.db, caller.vault_id, key)
     services.audit.add(_audit(caller, "card.read", card.id))
     return card_json(card)
 

@@ -27,6 +27,7 @@ __all__ = [
     "CardRecord",
     "Expiry",
     "announce_update",
+    "aread_card",
     "bind_card",
     "delete_card",
     "extend_expiry",
@@ -133,7 +134,15 @@ def find_by_aliases(source: Source, vault_id: str, aliases: Sequence[str]) -> li
 def read_card(source: Source, vault_id: str, key: str) -> CardRecord:
     """The vault's card by id or pan_alias; other vaults' cards do not exist here.
     Raises :class:`CardNotFound`."""
-    card = CARD_BY_KEY.first(source, {"vault_id": vault_id, "key": key})
+    return _found(CARD_BY_KEY.first(source, {"vault_id": vault_id, "key": key}), key)
+
+
+async def aread_card(db: Database, vault_id: str, key: str) -> CardRecord:
+    """:func:`read_card` from the event loop (see :meth:`Database.aread`)."""
+    return _found(await CARD_BY_KEY.afirst(db, {"vault_id": vault_id, "key": key}), key)
+
+
+def _found(card: CardRecord | None, key: str) -> CardRecord:
     if card is None:
         raise CardNotFound(f"card {key} not found")
     return card

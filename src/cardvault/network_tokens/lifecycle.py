@@ -50,7 +50,7 @@ def list_tokens(
 async def read_token(caller: VaultCaller, key: str) -> dict[str, Any]:
     """The token with this id or pan_alias, with its card's BIN, last four and expiry."""
     services = caller.runtime
-    token, card = await services.run_db(tokens.read_token, services.db, caller.vault_id, key)
+    token, card = await tokens.aread_token(services.db, caller.vault_id, key)
     services.audit.add(_audit(caller, "network_token.read", token.id))
     return token_out(token, card)
 

@@ -203,7 +203,17 @@ def read_token(source: Source, vault_id: str, key: str) -> TokenAndCard:
     """The vault's token by pan_alias (the live one, else the latest) or by id, with
     its card. Raises :class:`TokenNotFound`."""
     params = {"vault_id": vault_id, "key": key}
-    found = TOKEN_BY_ALIAS.first(source, params) or TOKEN_BY_ID.first(source, params)
+    return _found(TOKEN_BY_ALIAS.first(source, params) or TOKEN_BY_ID.first(source, params), key)
+
+
+async def aread_token(db: Database, vault_id: str, key: str) -> TokenAndCard:
+    """:func:`read_token` from the event loop (see :meth:`Database.aread`)."""
+    params = {"vault_id": vault_id, "key": key}
+    found = await TOKEN_BY_ALIAS.afirst(db, params) or await TOKEN_BY_ID.afirst(db, params)
+    return _found(found, key)
+
+
+def _found(found: TokenAndCard | None, key: str) -> TokenAndCard:
     if found is None:
         raise TokenNotFound(f"network token {key} not found")
     return found

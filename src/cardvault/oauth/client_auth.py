@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -63,12 +63,12 @@ def read_credentials(form: Mapping[str, str], authorization: str | None, realm: 
 
 def authenticate(
     creds: Credentials,
-    lookup: Callable[[str], ClientRecord | None],
+    record: ClientRecord | None,
     hasher: SecretHasher,
     realm: str,
 ) -> ClientRecord:
-    """The client record if the secret matches one of its valid secrets and it is usable."""
-    record = lookup(creds.client_id) if len(creds.client_id) <= 64 else None
+    """``record`` (the client named by ``creds``, None if there is none) if the secret
+    matches one of its valid secrets and it is usable."""
     if record is None:
         hasher.hash(creds.secret)  # same work as for a known client
         raise InvalidClient(detail="unknown client", basic=creds.basic, realm=realm)
@@ -83,7 +83,7 @@ def authenticate(
 class ClientAuthenticator:
     """Authentication shared by the token, introspection and revocation endpoints."""
 
-    lookup: Callable[[str], ClientRecord | None]
+    lookup: Callable[[str], Awaitable[ClientRecord | None]]
     hasher: SecretHasher
     throttle: FailureThrottle
     realm: str
@@ -91,13 +91,15 @@ class ClientAuthenticator:
     def read(self, form: Mapping[str, str], authorization: str | None) -> Credentials:
         return read_credentials(form, authorization, self.realm)
 
-    def verify(self, creds: Credentials, source_ip: str, now: float) -> ClientRecord:
+    async def verify(self, creds: Credentials, source_ip: str, now: float) -> ClientRecord:
         """Throttle, then authenticate; failures count towards the throttle."""
         wait = self.throttle.retry_after(creds.client_id, source_ip, now)
         if wait:
             raise TooManyFailures(wait)
+        known = len(creds.client_id) <= 64
+        record = await self.lookup(creds.client_id) if known else None
         try:
-            client = authenticate(creds, self.lookup, self.hasher, self.realm)
+            client = authenticate(creds, record, self.hasher, self.realm)
         except OAuthError:
             self.throttle.failure(creds.client_id, source_ip, now)
             raise

@@ -13,7 +13,7 @@ revocation still takes effect at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from cardvault.accounts.services import ClientRecord
 from cardvault.sync.changes import ChangeEvent
@@ -25,7 +25,7 @@ MAX_ENTRIES = 10_000
 class ClientCache:
     def __init__(
         self,
-        load: Callable[[str], ClientRecord | None],
+        load: Callable[[str], Awaitable[ClientRecord | None]],
         sync: Callable[[], None],
         *,
         enabled: bool = True,
@@ -36,17 +36,17 @@ class ClientCache:
         self._entries: dict[str, tuple[ClientRecord, float]] = {}
         self._generation = 0
 
-    def get(self, client_id: str) -> ClientRecord | None:
+    async def get(self, client_id: str) -> ClientRecord | None:
         """The client's record, fresh as of this call; ``None`` for an unknown client."""
         if not self._enabled:
-            return self._load(client_id)
+            return await self._load(client_id)
         self._sync()
         now = time.monotonic()
         entry = self._entries.get(client_id)
         if entry is not None and entry[1] > now:
             return entry[0]
         generation = self._generation
-        record = self._load(client_id)
+        record = await self._load(client_id)
         if record is not None and generation == self._generation:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()

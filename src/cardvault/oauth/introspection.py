@@ -41,11 +41,11 @@ class IntrospectionEndpoint:
     verifier: AccessTokenVerifier
     audit: AuditBuffer
 
-    def handle(
+    async def handle(
         self, form: Mapping[str, str], authorization: str | None, source_ip: str
     ) -> dict[str, Any]:
         creds = self.clients.read(form, authorization)
-        caller = self.clients.verify(creds, source_ip, time.time())
+        caller = await self.clients.verify(creds, source_ip, time.time())
         token = form.get("token")
         if not token:
             raise InvalidRequest("Missing parameter: token")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
 
 from cardvault.accounts.scopes import satisfies
@@ -35,9 +36,11 @@ class RevocationEndpoint:
     audience: str
     leeway: int
 
-    def handle(self, form: Mapping[str, str], authorization: str | None, source_ip: str) -> None:
+    async def handle(
+        self, form: Mapping[str, str], authorization: str | None, source_ip: str
+    ) -> None:
         creds = self.clients.read(form, authorization)
-        caller = self.clients.verify(creds, source_ip, time.time())
+        caller = await self.clients.verify(creds, source_ip, time.time())
         token = form.get("token")
         if not token:
             raise InvalidRequest("Missing parameter: token")
@@ -54,7 +57,10 @@ class RevocationEndpoint:
             caller.scopes, "organization:admin"
         ):
             raise UnauthorizedClient("The token was issued to another client")
-        self._revoke(claims, caller.client_id, caller.org_id, source_ip, now)
+        # A write (SQLite's may wait for the write lock): in a worker thread.
+        await to_thread.run_sync(
+            self._revoke, claims, caller.client_id, caller.org_id, source_ip, now
+        )
 
     def _revoke(
         self,

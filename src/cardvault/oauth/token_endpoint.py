@@ -52,14 +52,14 @@ class TokenEndpoint:
     audience: str
     max_lifespan: int
 
-    def handle(self, request: TokenRequest) -> dict[str, Any]:
+    async def handle(self, request: TokenRequest) -> dict[str, Any]:
         """The token response; raises an :class:`OAuthError` for every refusal."""
         now = time.time()
         creds: Credentials | None = None
         try:
             grant_type = self._require_grant_type(request.form)
             creds = self.clients.read(request.form, request.authorization)
-            client = self.clients.verify(creds, request.source_ip, now)
+            client = await self.clients.verify(creds, request.source_ip, now)
             self._check_grant_type(grant_type)
             scopes = self._settle_scope(client, request.form.get("scope"))
             return self._issue(client, scopes, request.source_ip, int(now))

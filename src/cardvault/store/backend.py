@@ -101,6 +101,15 @@ class Backend(Protocol):
         transaction, seeing every commit made before the statement starts)."""
         ...
 
+    async def aread(self, sql: Sql, params: Params, *, one: bool) -> list[Raw]:
+        """:meth:`read` from the event loop: inline where a statement costs
+        microseconds, else without blocking the loop (no thread either)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the event loop's reads opened (from that loop)."""
+        ...
+
     def writing(self) -> AbstractContextManager[None]:
         """Held around every write transaction."""
         ...

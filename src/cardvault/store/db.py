@@ -104,6 +104,16 @@ class Database:
         gives them. For :class:`~cardvault.store.direct.Direct`."""
         return self.backend.read(sql, params, one=one)
 
+    async def aread(self, sql: Sql, params: Params, *, one: bool) -> list[Raw]:
+        """:meth:`read` from the event loop, which it never blocks on a network: on
+        SQLite inline, on PostgreSQL on an asynchronous connection."""
+        return await self.backend.aread(sql, params, one=one)
+
+    async def aclose(self) -> None:
+        """Close what the event loop's reads opened; from that loop, before
+        :meth:`dispose`."""
+        await self.backend.aclose()
+
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking database work from the event loop: inline where a statement
         costs microseconds (a thread hop and its interpreter-lock hand-offs would cost
@@ -134,6 +144,14 @@ class Database:
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def aping(self) -> bool:
+        """:meth:`ping` for the event loop's reads (see :meth:`aread`)."""
+        try:
+            await self.aread(self.backend.driver.sql("SELECT 1"), (), one=True)
         except Exception:
             return False
         return True

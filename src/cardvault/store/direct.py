@@ -82,6 +82,12 @@ class Direct(Generic[R]):
         """Every row (see :meth:`first`)."""
         return self._read(source, params, one=False)
 
+    async def afirst(self, db: Database, params: Mapping[str, Any]) -> R | None:
+        """:meth:`first` from the event loop (see :meth:`Database.aread`)."""
+        compiled = self._compile(db.engine.dialect, (), params)
+        raw = await db.aread(compiled.sql, compiled.bind(params), one=True)
+        return compiled.convert(raw[0]) if raw else None
+
     def _read(self, source: Source, params: Mapping[str, Any], *, one: bool) -> list[R]:
         if isinstance(source, Session):
             source = source.connection()

@@ -175,12 +175,14 @@ def test_authenticates_with_current_secret(clients: dict[str, ClientRecord], sec
     for method in ("client_secret_basic", "client_secret_post"):
         creds = Credentials("cv-good", secret, method)
 
-        assert authenticate(creds, clients.get, HASHER, REALM) is clients["cv-good"]
+        assert (
+            authenticate(creds, clients.get(creds.client_id), HASHER, REALM) is clients["cv-good"]
+        )
 
 
 def _failure(creds: Credentials, clients: dict[str, ClientRecord]) -> InvalidClient:
     with pytest.raises(InvalidClient) as info:
-        authenticate(creds, clients.get, HASHER, REALM)
+        authenticate(creds, clients.get(creds.client_id), HASHER, REALM)
     return info.value
 
 
@@ -223,10 +225,10 @@ def test_previous_secret_valid_until_its_expiry() -> None:
 
     for clients in (in_grace, expired):
         creds = Credentials("cv-r", current, "client_secret_post")
-        assert authenticate(creds, clients.get, HASHER, REALM).client_id == "cv-r"
+        assert authenticate(creds, clients.get(creds.client_id), HASHER, REALM).client_id == "cv-r"
 
     creds = Credentials("cv-r", previous, "client_secret_post")
-    assert authenticate(creds, in_grace.get, HASHER, REALM).client_id == "cv-r"
+    assert authenticate(creds, in_grace.get(creds.client_id), HASHER, REALM).client_id == "cv-r"
     assert _failure(creds, expired).detail == "wrong secret"
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -198,30 +201,77 @@ def pg(databases: Databases) -> Iterator[Database]:
     database.dispose()
 
 
-def test_postgresql_prepares_the_readers_statements(pg: Database) -> None:
-    """The executor's reads run on the thread's reader, which has the server prepare
-    them: what runs again sends only the statement's name and its parameters."""
+def test_postgresql_prepares_the_loop_readers_statements(pg: Database) -> None:
+    """Reads from the event loop run on an asynchronous reader, which has the server
+    prepare them: what runs again sends only the statement's name and parameters."""
     by_id = Direct(select(ORGS).where(ORGS.c.id == bindparam("id")))
-    for n in range(3):
-        assert by_id.first(pg, {"id": f"org_{n}"}) is None
 
-    # On the same connection (this thread's reader), the server lists what it prepared.
-    prepared = pg.read(b"SELECT statement FROM pg_prepared_statements", {}, one=False)
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        try:
+            for n in range(3):
+                assert await by_id.afirst(pg, {"id": f"org_{n}"}) is None
+            # The loop's one reader so far lists what the server prepared for it.
+            listed = b"SELECT statement FROM pg_prepared_statements"
+            prepared = await pg.aread(listed, {}, one=False)
+            read_only = await pg.aread(b"SHOW default_transaction_read_only", {}, one=True)
+            return prepared, read_only
+        finally:
+            await pg.aclose()
+
+    prepared, read_only = asyncio.run(scenario())
     assert any("FROM organizations" in row[0] and "$1" in row[0] for row in prepared)
-    settings = pg.read(b"SHOW default_transaction_read_only", {}, one=True)
-    assert settings == [("on",)]  # and it cannot write
+    assert read_only == [("on",)]  # and it cannot write
 
 
-def test_a_reader_whose_connection_was_cut_reads_again(pg: Database) -> None:
+def test_a_loop_reader_whose_connection_was_cut_reads_again(pg: Database) -> None:
+    by_id = Direct(select(ORGS).where(ORGS.c.id == bindparam("id")))
+    pid_of = b"SELECT pg_backend_pid()"
+
+    async def scenario() -> tuple[int, int]:
+        try:
+            assert await by_id.afirst(pg, {"id": "org_x"}) is None
+            [(pid,)] = await pg.aread(pid_of, {}, one=True)
+            with pg.engine.connect() as conn:  # the server restarts, a proxy drops it...
+                conn.execute(select(func.pg_terminate_backend(pid)))
+            assert await by_id.afirst(pg, {"id": "org_x"}) is None  # on a new connection
+            [(again,)] = await pg.aread(pid_of, {}, one=True)
+            return pid, again
+        finally:
+            await pg.aclose()
+
+    pid, again = asyncio.run(scenario())
+    assert again != pid
+
+
+def test_a_thread_read_whose_connection_was_cut_reads_again(pg: Database) -> None:
+    """Reads from threads run on the pool's connections (in autocommit)."""
     by_id = Direct(select(ORGS).where(ORGS.c.id == bindparam("id")))
     assert by_id.first(pg, {"id": "org_x"}) is None
     [(pid,)] = pg.read(b"SELECT pg_backend_pid()", {}, one=True)
-    with pg.engine.connect() as conn:  # the server restarts, a proxy drops it...
-        conn.execute(select(func.pg_terminate_backend(pid)))
+    url = pg.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as other:  # not one of the pool's
+        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
-    assert by_id.first(pg, {"id": "org_x"}) is None  # on a new connection
+    assert by_id.first(pg, {"id": "org_x"}) is None
     [(again,)] = pg.read(b"SELECT pg_backend_pid()", {}, one=True)
     assert again != pid
+
+
+def test_an_unreachable_database_is_unavailable_to_the_loop_too() -> None:
+    db = create_database("postgresql+psycopg://postgres@127.0.0.1:9/nowhere")
+
+    async def scenario() -> BaseException:
+        try:
+            with pytest.raises(Exception) as raised:
+                await Direct(select(ORGS.c.id)).afirst(db, {})
+            return raised.value
+        finally:
+            await db.aclose()
+
+    try:
+        assert is_unavailable(asyncio.run(scenario()))
+    finally:
+        db.dispose()
 
 
 def test_an_unreachable_database_is_unavailable_not_a_bug() -> None:

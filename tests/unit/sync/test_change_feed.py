@@ -25,7 +25,7 @@ from tests.conftest import BACKENDS, Databases
 def pg(databases: Databases) -> Iterator[Database]:
     url = databases.url("postgresql")
     upgrade(url)
-    db = create_database(url)
+    db = create_database(url, pool_size=30)  # a test below holds 24 transactions open
     yield db
     db.dispose()
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, cast
 
 import orjson
+import psycopg
 from sqlalchemy import Connection, Table, create_engine, exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.pool import PoolProxiedConnection
@@ -24,6 +25,7 @@ from cardvault.store.backend import (
 from cardvault.store.postgresql.driver import PsycopgDriver
 from cardvault.store.postgresql.listen import Listener as NotificationListener
 from cardvault.store.postgresql.listen import notify as pg_notify
+from cardvault.store.postgresql.readers import AsyncReaders
 
 # Seconds to wait for a pooled connection, and libpq's connection parameters that
 # bound connecting and a connection whose peer went silent.
@@ -37,9 +39,9 @@ PG_CONNECT_ARGS: dict[str, Any] = {
     "keepalives_interval": 2,
     "keepalives_count": 3,
 }
-# Readers prepare every statement on its first run: they run only the executor's
-# statements, each compiled once and run again and again. (Writers keep psycopg's
-# default: a statement is prepared on its fifth run on a connection.)
+# The loop's readers prepare every statement on its first run: they run only the
+# executor's statements, each compiled once and run again and again. (Writers keep
+# psycopg's default: a statement is prepared on its fifth run on a connection.)
 READER_ARGS: dict[str, Any] = {
     **PG_CONNECT_ARGS,
     "prepare_threshold": 0,
@@ -76,37 +78,41 @@ class PostgreSQLBackend:
             hide_parameters=True,  # errors and logs never carry row values
             **json,
         )
-        # Readers: SQLAlchemy's dialect makes them (same type adapters and JSON
-        # loader as the pool's), in autocommit and read-only, from a small pool of
-        # their own: a read checks one out for its statement only, so a process holds
-        # at most ``readers`` of them whatever its number of threads.
-        self._reader_engine = create_engine(
-            url,
-            pool_size=readers,
-            max_overflow=0,
-            pool_timeout=POOL_TIMEOUT,
-            isolation_level="AUTOCOMMIT",
-            # Autocommit: nothing to roll back when a reader goes back to the pool.
-            pool_reset_on_return=None,
-            connect_args=READER_ARGS,
-            hide_parameters=True,
-            **json,
+        # Reads on the event loop (the busy GETs, the token endpoint's client) use
+        # asynchronous connections of their own, at most ``readers`` of them; reads
+        # from threads use the pool above, in autocommit.
+        self._async_readers = AsyncReaders(
+            self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            readers,
+            READER_ARGS,
+            POOL_TIMEOUT,
         )
 
     def read(self, sql: Sql, params: Params, *, one: bool) -> list[Raw]:
         for attempt in (1, 2):
-            reader: PoolProxiedConnection = self._reader_engine.raw_connection()
+            pooled: PoolProxiedConnection = self.engine.raw_connection()
+            conn = cast("psycopg.Connection[Any]", pooled.driver_connection)
             try:
-                return self.driver.fetch(reader.driver_connection, sql, params, one=one)
+                conn.autocommit = True  # one statement: no transaction to end
+                try:
+                    return self.driver.fetch(conn, sql, params, one=one)
+                finally:
+                    conn.autocommit = False
             except exc.DBAPIError as error:
                 # A connection that was gone (the server restarted, a proxy dropped
                 # it): a read can be run again, once, on a new one, as a pre-ping would.
                 if not error.connection_invalidated or attempt == 2:
                     raise
-                reader.invalidate()
+                pooled.invalidate()
+            except psycopg.Error:  # autocommit could not be set back: not reusable
+                pooled.invalidate()
+                raise
             finally:
-                reader.close()
+                pooled.close()
         raise AssertionError("unreachable")
+
+    async def aread(self, sql: Sql, params: Params, *, one: bool) -> list[Raw]:
+        return await self._async_readers.fetch(sql, params, one=one)
 
     def writing(self) -> AbstractContextManager[None]:
         return nullcontext()  # writers wait for each other's rows only
@@ -139,6 +145,8 @@ class PostgreSQLBackend:
     def notify(conn: Connection, channel: str) -> None:
         pg_notify(conn, channel)
 
+    async def aclose(self) -> None:
+        await self._async_readers.close()
+
     def dispose(self) -> None:
         self.engine.dispose()
-        self._reader_engine.dispose()

@@ -45,13 +45,13 @@ class PsycopgDriver:
             raise translate(sql, error, conn) from None
 
 
-def translate(sql: Sql, error: psycopg.Error, conn: psycopg.Connection[Any]) -> exc.StatementError:
+def translate(sql: Sql, error: psycopg.Error, conn: psycopg.BaseConnection[Any]) -> exc.DBAPIError:
     """The error as SQLAlchemy raises it (``IntegrityError``, ``OperationalError``...),
     marked invalidated when the connection is gone, with the statement and no values:
     neither the parameters nor the server's DETAIL line (``Key (…)=(…)``), which may be
     card data."""
     text = sql if isinstance(sql, str) else sql.decode()
-    return exc.DBAPIError.instance(
+    translated = exc.DBAPIError.instance(
         text,
         None,
         _without_values(error),
@@ -59,6 +59,8 @@ def translate(sql: Sql, error: psycopg.Error, conn: psycopg.Connection[Any]) -> 
         hide_parameters=True,
         connection_invalidated=conn.broken or conn.closed,
     )
+    assert isinstance(translated, exc.DBAPIError)  # a psycopg.Error always is one
+    return translated
 
 
 def _without_values(error: psycopg.Error) -> psycopg.Error:

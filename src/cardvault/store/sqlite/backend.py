@@ -59,6 +59,12 @@ class SQLiteBackend:
     def read(self, sql: Sql, params: Params, *, one: bool) -> list[Raw]:
         return self.driver.fetch(self._readers.get(), sql, params, one=one)
 
+    async def aread(self, sql: Sql, params: Params, *, one: bool) -> list[Raw]:
+        return self.read(sql, params, one=one)  # microseconds: inline
+
+    async def aclose(self) -> None:
+        return None
+
     def writing(self) -> AbstractContextManager[None]:
         return self._lock.writing()
 
