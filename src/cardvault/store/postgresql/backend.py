@@ -21,6 +21,7 @@ from cardvault.store.backend import (
     Raw,
     Sql,
 )
+from cardvault.store.pools import PoolStatus, WatchedPool, pool_status
 from cardvault.store.postgresql.driver import PsycopgDriver
 from cardvault.store.postgresql.listen import Listener as NotificationListener
 from cardvault.store.postgresql.listen import notify as pg_notify
@@ -65,6 +66,7 @@ class PostgreSQLBackend:
         # a burst waits for a connection (at most POOL_TIMEOUT, then 503).
         self.engine = create_engine(
             url,
+            poolclass=WatchedPool,  # counts waiting callers, for the metrics
             pool_size=writers,
             max_overflow=0,
             pool_pre_ping=True,
@@ -82,6 +84,7 @@ class PostgreSQLBackend:
         # at most ``readers`` of them whatever its number of threads.
         self._reader_engine = create_engine(
             url,
+            poolclass=WatchedPool,
             pool_size=readers,
             max_overflow=0,
             pool_timeout=POOL_TIMEOUT,
@@ -138,6 +141,9 @@ class PostgreSQLBackend:
     @staticmethod
     def notify(conn: Connection, channel: str) -> None:
         pg_notify(conn, channel)
+
+    def pools(self) -> list[PoolStatus]:
+        return [pool_status("writers", self.engine), pool_status("readers", self._reader_engine)]
 
     def dispose(self) -> None:
         self.engine.dispose()
