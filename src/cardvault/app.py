@@ -26,7 +26,7 @@ from cardvault.dashboard import install as install_dashboard
 from cardvault.runtime import Runtime
 from cardvault.settings import Settings, get_settings
 from cardvault.store.unavailable import RETRY_AFTER
-from cardvault.web import errors, openapi
+from cardvault.web import errors, metrics, openapi
 from cardvault.web.auth import authenticate
 from cardvault.web.http import HttpLayer, Route
 from cardvault.web.logging import configure_logging
@@ -45,7 +45,22 @@ def route_table(settings: Settings, service: Any) -> list[Route]:
         *vaults.ROUTES,
         *service_accounts.ROUTES,
         *members.ROUTES,
+        *metrics.routes(settings),
     ]
+
+
+# What the FastAPI application serves, as the metrics name it (web/metrics.py).
+_FALLBACK_NAMES = {"/healthz": "healthz", "/readyz": "readyz", "/openapi.json": "docs"}
+
+
+def fallback_name(path: str) -> str:
+    """The metrics' name of a path the route table does not have: one of a few fixed
+    names (``unmatched`` for anything unknown), never the path a caller sent."""
+    if path == "/dashboard" or path.startswith("/dashboard/"):
+        return "dashboard"
+    if path == "/docs" or path.startswith("/docs/"):
+        return "docs"
+    return _FALLBACK_NAMES.get(path, "unmatched")
 
 
 class _Started:
@@ -91,13 +106,16 @@ def create_app(settings: Settings | None = None) -> HttpLayer:
     routes = route_table(settings, lambda: started.oauth)
     openapi.install(app, routes, lambda document: add_oauth(document, settings.realm))
     install_dashboard(app, settings)  # after the API's handlers: it refines them for pages
-    return HttpLayer(
+    layer = HttpLayer(
         routes,
         fallback=app,
         runtime=lambda: started.runtime,
         authenticate=authenticate,
         oauth_paths=oauth.is_oauth_path,
+        fallback_name=fallback_name,
     )
+    metrics.install(layer)
+    return layer
 
 
 def openapi_document(settings: Settings | None = None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from cardvault.networks.registry import providers
 from cardvault.oauth.access_tokens import AccessTokenVerifier
 from cardvault.oauth.client_cache import ClientCache
 from cardvault.oauth.throttle import FailureThrottle
+from cardvault.observability import record_pool
 from cardvault.settings import Settings
 from cardvault.store import Database, create_database, upgrade
 from cardvault.store.files import secure_data_dir
@@ -45,6 +46,7 @@ T = TypeVar("T")
 
 ALLOWED_ALGS = ("ES256", "RS256")  # asymmetric only: never "none", never HMAC
 CHECKPOINT_INTERVAL = 0.1  # seconds between WAL checkpoints (SQLite)
+POOL_SAMPLE_INTERVAL = 1.0  # seconds between two samples of the pools for the metrics
 
 
 def prepare(settings: Settings) -> Database:
@@ -158,6 +160,7 @@ class Runtime:
             asyncio.create_task(self._webhook_worker().run(), name="webhook-deliveries"),
             asyncio.create_task(self._bulk_loop(), name="bulk-enrolment"),
             asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint"),
+            asyncio.create_task(self._pool_loop(), name="pool-metrics"),
         ]
 
     def _webhook_worker(self) -> DeliveryWorker:
@@ -225,6 +228,14 @@ class Runtime:
                     log_failure(log, "WAL checkpoint failed; will retry", error)
                 failing = True
             await asyncio.sleep(CHECKPOINT_INTERVAL)
+
+    async def _pool_loop(self) -> None:
+        """Samples this worker's database pools for the metrics (the workers' samples
+        add up at a scrape); ends at once where there are none (SQLite)."""
+        while pools := self.db.pools():
+            for pool in pools:
+                record_pool(pool.name, pool.size, pool.in_use, pool.waiting)
+            await asyncio.sleep(POOL_SAMPLE_INTERVAL)
 
     async def _flush_loop(self) -> None:
         while True:

@@ -205,6 +205,13 @@ class Settings(BaseSettings):
         "comma-separated CIDRs (e.g. `127.0.0.1/32,10.1.0.0/16`). Empty: public "
         "addresses only.",
     )
+    metrics_allowed_networks: str = Field(
+        default="127.0.0.1/32,::1/128",
+        description="Networks whose clients may read the Prometheus metrics at `/metrics`, "
+        "comma-separated CIDRs (e.g. `127.0.0.1/32,10.0.0.0/8` for a scraper on the "
+        "private network). Any other client gets 404, as for an unknown path. Empty: "
+        "nobody.",
+    )
     max_webhooks_per_vault: int = Field(
         default=16,
         ge=1,
@@ -309,7 +316,7 @@ class Settings(BaseSettings):
             raise ValueError("realm must be a non-empty path segment")
         return value
 
-    @field_validator("webhook_allowed_networks")
+    @field_validator("webhook_allowed_networks", "metrics_allowed_networks")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
         parse_networks(value)  # raises ValueError naming the bad entry
@@ -341,6 +348,11 @@ class Settings(BaseSettings):
     def webhook_networks(self) -> tuple[IpNetwork, ...]:
         """``webhook_allowed_networks`` as networks (checked at start-up)."""
         return parse_networks(self.webhook_allowed_networks)
+
+    @property
+    def metrics_networks(self) -> tuple[IpNetwork, ...]:
+        """``metrics_allowed_networks`` as networks (checked at start-up)."""
+        return parse_networks(self.metrics_allowed_networks)
 
     @property
     def kek_path(self) -> Path:

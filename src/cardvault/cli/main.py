@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 from typing import Annotated
 
@@ -100,6 +101,7 @@ def serve(
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    from cardvault.observability import run_directory, use_directory
     from cardvault.store.files import private_files
     from cardvault.web.logging import log_dictconfig
 
@@ -109,6 +111,10 @@ def serve(
             os.environ[f"CARDVAULT_{name}"] = str(value)
     get_settings.cache_clear()
     settings = get_settings()
+    # The workers' metrics meet in a directory of this run (the workers inherit the
+    # choice when they are forked, and a respawned worker too).
+    metrics_dir = run_directory(settings.data_dir, os.getpid())
+    use_directory(metrics_dir)
     result, created = _init(settings)
     if created:
         _print_init(result, created)
@@ -131,7 +137,10 @@ def serve(
         respawn_failed_workers=True,
         workers_kill_timeout=10,
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @db_app.command("upgrade")

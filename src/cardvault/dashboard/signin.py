@@ -30,6 +30,7 @@ from cardvault.dashboard.common import (
 )
 from cardvault.dashboard.sessions import end_session, start_session
 from cardvault.oauth.throttle import FailureThrottle
+from cardvault.observability import labelled, metrics
 from cardvault.runtime import Runtime
 from cardvault.store.types import utcnow
 
@@ -128,6 +129,7 @@ async def sign_in(request: Request) -> Response:
     throttle, now = _throttle(request), time.monotonic()
     wait = throttle.retry_after(email, ip, now)
     if wait:
+        labelled(metrics().throttled, "signin").inc()
         runtime.audit.add_repeated(
             AuditRecord(
                 actor_type="anonymous",

@@ -9,14 +9,16 @@ network's state changes commit together with the platform's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
 from cardvault.crypto.pan import Pan
+from cardvault.observability import labelled, metrics
 from cardvault.problems import Problem
 
 # Token states, as the platform reports them (DESIGN §4).
@@ -66,6 +68,36 @@ class NotActive(ProviderError):
     """Cryptograms need an ACTIVE token (422 ``failed-dependency``)."""
 
     code, status = "failed-dependency", 422
+
+
+class _OfNetwork(Protocol):
+    network: str
+
+
+N = TypeVar("N", bound=_OfNetwork)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def counted(
+    operation: str,
+) -> Callable[[Callable[Concatenate[N, P], R]], Callable[Concatenate[N, P], R]]:
+    """Counts the :class:`ProviderError` a provider's method raises in the metrics,
+    by network, ``operation`` and error code (a provider decorates its methods)."""
+
+    def decorate(method: Callable[Concatenate[N, P], R]) -> Callable[Concatenate[N, P], R]:
+        @functools.wraps(method)
+        def counting(provider: N, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(provider, *args, **kwargs)
+            except ProviderError as error:
+                family = metrics().provider_errors
+                labelled(family, provider.network, operation, error.code).inc()
+                raise
+
+        return counting
+
+    return decorate
 
 
 @dataclass(frozen=True)

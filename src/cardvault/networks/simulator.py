@@ -82,6 +82,7 @@ from cardvault.networks.provider import (
     Rejected,
     TokenServiceProvider,
     TokenStatus,
+    counted,
 )
 from cardvault.networks.simulator_cards import Outcome, outcome_for
 from cardvault.store.models import SimulatedCryptogram, SimulatedToken
@@ -139,6 +140,7 @@ class NetworkSimulator:
         number; raises the test card's refusal."""
         return SimulatedToken(**self.new_values(request, now))
 
+    @counted("provision")
     def new_values(self, request: ProvisionRequest, now: dt.datetime) -> dict[str, Any]:
         """The column values of :meth:`new_row` (for batches stored without ORM objects;
         ``token_number`` still to be chosen); raises the test card's refusal."""
@@ -173,19 +175,24 @@ class NetworkSimulator:
             "updated_at": now,
         }
 
+    @counted("status")
     def status(self, session: Session, provider_id: str) -> TokenStatus:
         """The token's state, after settling it if its time has come."""
         return self.status_of(self._load(session, provider_id))
 
+    @counted("suspend")
     def suspend(self, session: Session, provider_id: str, reason: str) -> TokenStatus:
         return self._move(session, provider_id, "suspend", _SUSPENDABLE, SUSPENDED)
 
+    @counted("resume")
     def resume(self, session: Session, provider_id: str, reason: str) -> TokenStatus:
         return self._move(session, provider_id, "resume", _RESUMABLE, ACTIVE)
 
+    @counted("delete")
     def delete(self, session: Session, provider_id: str) -> TokenStatus:
         return self._move(session, provider_id, "delete", _LIVE, DELETED)
 
+    @counted("cryptogram")
     def cryptogram(
         self,
         session: Session,
@@ -291,6 +298,7 @@ class NetworkSimulator:
 
     # -- Steps ---------------------------------------------------------------------
 
+    @counted("provision")
     def new_token_number(self, session: Session, pan: Pan) -> str:
         for _ in range(100):
             number = self.profile.random_token_number()

@@ -13,6 +13,7 @@ from cardvault.accounts.services import ClientRecord
 from cardvault.crypto import SecretHasher
 from cardvault.oauth.errors import InvalidClient, InvalidRequest, OAuthError, TooManyFailures
 from cardvault.oauth.throttle import FailureThrottle
+from cardvault.observability import labelled, metrics
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
@@ -95,6 +96,7 @@ class ClientAuthenticator:
         """Throttle, then authenticate; failures count towards the throttle."""
         wait = self.throttle.retry_after(creds.client_id, source_ip, now)
         if wait:
+            labelled(metrics().throttled, "client_auth").inc()
             raise TooManyFailures(wait)
         known = len(creds.client_id) <= 64
         record = await self.lookup(creds.client_id) if known else None

@@ -30,10 +30,13 @@ from cardvault.oauth.errors import (
     SlowDown,
     UnauthorizedClient,
 )
+from cardvault.oauth.token_endpoint import count_refusal
+from cardvault.observability import labelled, metrics
 from cardvault.store.db import Database
 from cardvault.store.models import DeviceAuthorization
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEVICE_GRANT_NAME = "device_code"  # its label in the metrics
 CLI_CLIENT_ID = "cardvault-cli"  # the public client of our own CLI
 PUBLIC_CLIENTS = frozenset({CLI_CLIENT_ID})
 LIFETIME = dt.timedelta(minutes=10)
@@ -129,6 +132,15 @@ class DeviceFlow:
 
     def token(self, form: Mapping[str, str], source_ip: str) -> dict[str, Any]:
         """§3.4-3.5: the person's access token once approved, else the waiting error."""
+        try:
+            answer = self._token(form, source_ip)
+        except OAuthError as error:
+            count_refusal(error)
+            raise
+        labelled(metrics().tokens_issued, DEVICE_GRANT_NAME).inc()
+        return answer
+
+    def _token(self, form: Mapping[str, str], source_ip: str) -> dict[str, Any]:
         client_id = self._check_client(form)
         device_code = form.get("device_code")
         if not device_code:

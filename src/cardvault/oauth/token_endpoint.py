@@ -26,6 +26,7 @@ from cardvault.oauth.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from cardvault.observability import labelled, metrics
 from cardvault.store.types import utcnow
 
 CLIENT_CREDENTIALS = "client_credentials"
@@ -65,6 +66,7 @@ class TokenEndpoint:
             return self._issue(client, scopes, request.source_ip, int(now))
         except OAuthError as error:
             self._record_refusal(error, creds, request)
+            count_refusal(error)
             raise
 
     @staticmethod
@@ -101,6 +103,7 @@ class TokenEndpoint:
             client, scopes, issuer=self.issuer, audience=self.audience, now=now, lifespan=lifespan
         )
         token = self.keyring().sign(claims, utcnow())
+        labelled(metrics().tokens_issued, CLIENT_CREDENTIALS).inc()
         self.audit.add(
             AuditRecord(
                 actor_type="service_account",
@@ -141,3 +144,10 @@ class TokenEndpoint:
                 source_ip=request.source_ip,
             )
         )
+
+
+def count_refusal(error: OAuthError) -> None:
+    """A refused token request in the metrics, by its RFC 6749 error code (throttled
+    ones apart)."""
+    reason = "throttled" if isinstance(error, TooManyFailures) else error.error
+    labelled(metrics().tokens_refused, reason).inc()

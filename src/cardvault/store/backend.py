@@ -24,6 +24,8 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.sql.dml import Insert
 
+from cardvault.store.pools import PoolStatus
+
 # Parameters of one execution, in the driver's paramstyle: positional (SQLite's
 # ``qmark``) or by name (psycopg's ``pyformat``).
 Params = Sequence[Any] | Mapping[str, Any]
@@ -142,6 +144,11 @@ class Backend(Protocol):
     @staticmethod
     def notify(conn: Connection, channel: str) -> None:
         """Notify ``channel``'s listeners when ``conn``'s transaction commits."""
+        ...
+
+    def pools(self) -> list[PoolStatus]:
+        """This process's connection pools now, for the metrics (none where callers
+        never wait for a pooled connection)."""
         ...
 
     def dispose(self) -> None: ...

@@ -29,6 +29,7 @@ from cardvault.store.backend import (
     Sql,
 )
 from cardvault.store.errors import StoreError
+from cardvault.store.pools import PoolStatus
 from cardvault.store.postgresql import PostgreSQLBackend
 from cardvault.store.sqlite import SQLiteBackend, Synchronous
 
@@ -155,6 +156,11 @@ class Database:
         except Exception:
             return False
         return True
+
+    def pools(self) -> list[PoolStatus]:
+        """This process's connection pools now: size, in use, waiting (PostgreSQL's
+        writers and readers; none on SQLite)."""
+        return self.backend.pools()
 
     def dispose(self) -> None:
         self.backend.dispose()

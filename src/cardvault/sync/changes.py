@@ -18,11 +18,14 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select
 
+from cardvault.observability import labelled, metrics
 from cardvault.store.changes import CHANNEL
 from cardvault.store.db import Database
 from cardvault.store.direct import Direct
@@ -75,6 +78,7 @@ class ChangeFeed:
         with self._db.sessions() as session:
             newest = session.execute(self._order.latest()).first()
         self._position = START if newest is None else self._order.position(newest)
+        metrics().feed_read.set(time.time())
 
     def poll_once(self) -> int:
         """Apply every change committed since the last read, in commit order; returns
@@ -84,16 +88,23 @@ class ChangeFeed:
         with self._lock:
             with self._db.sessions() as session:
                 rows = session.execute(
-                    select(Change.id, Change.kind, Change.subject, *order.columns())
+                    select(
+                        Change.id, Change.kind, Change.subject, Change.created_at, *order.columns()
+                    )
                     .where(order.newer(self._position))
                     .order_by(*order.order())
                 ).all()
+            read = metrics().feed_read
             if not rows:
+                read.set(time.time())
                 return 0
             events = [ChangeEvent(r.id, r.kind, r.subject) for r in rows]
             for handler in self._handlers:
                 handler(events)
             self._position = order.position(rows[-1])
+            now = time.time()
+            read.set(now)
+            _observe_delays(rows, now)
             return len(events)
 
     def prune(self, now: dt.datetime) -> None:
@@ -129,6 +140,18 @@ class ChangeFeed:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+
+
+KINDS = frozenset({"client", "token", "keys", "data-key"})  # what publish_change is given
+
+
+def _observe_delays(rows: Sequence[Any], now: float) -> None:
+    """How long each change took from being written to reaching this worker (by the
+    writer's clock: another node's clock skew shows here too)."""
+    delay = metrics().feed_delay
+    for row in rows:
+        kind = row.kind if row.kind in KINDS else "other"
+        labelled(delay, kind).observe(max(now - row.created_at.timestamp(), 0.0))
 
 
 class Freshness:

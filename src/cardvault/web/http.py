@@ -16,7 +16,9 @@ in this order, for every request:
 5. the query and body, validated against the route's models;
 6. the handler (its use case in a domain package; idempotency and audit records are
    the use case's, with the ``Idempotency-Key`` given in the call);
-7. metrics: each answer's route, status and duration go to the layer's observers;
+7. metrics: each answer's route, status and duration go to the layer's observers
+   (a path the table does not route goes under a name from a fixed set, such as
+   ``dashboard`` or ``unmatched``, never under the path itself);
 8. errors: whatever a step raises becomes the documented wire body (the API's
    envelope or, on the OAuth endpoints, RFC 6749 §5.2's), by :func:`render_error`.
 """
@@ -184,12 +186,16 @@ class HttpLayer:
         runtime: Callable[[], Runtime],
         authenticate: Callable[[Call], Awaitable[None]],
         oauth_paths: Callable[[str], bool],
+        fallback_name: Callable[[str], str] = lambda _path: "unmatched",
     ) -> None:
         self.router = Router(routes)
         self.app = fallback
         self._runtime = runtime
         self._authenticate = authenticate
         self._oauth_paths = oauth_paths
+        # What the observers call a path the table does not route: a name from a
+        # fixed set, never the path itself.
+        self._fallback_name = fallback_name
         self.observers: list[Observer] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -204,20 +210,23 @@ class HttpLayer:
         found = self.router.match(method, path)
         route = found[0] if isinstance(found, tuple) else None
         style: Style = route.style if route else ("oauth" if self._oauth_paths(path) else "api")
+        sent: int | None = None  # the status the fallback answered with
         try:
             checked = await _gate(scope, receive, route)
-            if not isinstance(found, tuple):
-                await self._fallback(scope, receive, send, checked, request_id, found)
-                return
-            call = self._call(scope, receive, found[0], found[1], checked, request_id)
-            reply = await self._run(call)
+            if isinstance(found, tuple):
+                call = self._call(scope, receive, found[0], found[1], checked, request_id)
+                reply = await self._run(call)
+            else:
+                sent = await self._fallback(scope, receive, send, checked, request_id, found)
         except Exception as error:  # every failure has its documented answer
             reply = render_error(error, style, method, path, self._runtime_or_none(), scope)
-        name = route.name if route else "unmatched"
-        await _send(send, reply, request_id)
+        if sent is None:
+            await _send(send, reply, request_id)
+            sent = reply.status
+        name = route.name if route else self._fallback_name(path)
         elapsed = time.perf_counter() - started
         for observe in self.observers:
-            observe(name, reply.status, elapsed)
+            observe(name, sent, elapsed)
 
     def _runtime_or_none(self) -> Runtime | None:
         try:
@@ -278,28 +287,31 @@ class HttpLayer:
         checked: inputs.Checked,
         request_id: str,
         found: list[str] | None,
-    ) -> None:
+    ) -> int:
+        """The FastAPI application's answer (dashboard, health checks, docs); returns
+        its status."""
         if found:  # the path is ours, the method is not
             raise MethodNotAllowed(found)
         if checked.body is not None:
             receive = _replay(checked.body, receive)
         echo = (b"x-request-id", request_id.encode())
-        started = False
+        status: int | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 message = {**message, "headers": [*message.get("headers", []), echo]}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            if not started:
+            if status is None:
                 raise
             # Answered already (FastAPI's handler rendered and logged it); the server
             # need not see it again.
+        return 500 if status is None else status  # no answer at all: the server's 500
 
 
 def _request_id(scope: Scope) -> str:

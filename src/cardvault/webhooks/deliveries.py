@@ -14,11 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import GenerativeSelect
 
 from cardvault.crypto import ordered_id
+from cardvault.observability import Backlog
 from cardvault.store.db import Database
 from cardvault.store.event_models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from cardvault.store.types import utcnow
@@ -233,6 +234,25 @@ def record(
             )
         )
         return delivery.state
+
+
+_PENDING = select(func.count(), func.min(D.created_at)).where(D.state == PENDING)
+_UNDISPATCHED = select(func.count(), func.min(Event.occurred_at)).where(
+    Event.dispatched == False  # noqa: E712
+)
+
+
+def backlog(db: Database) -> dict[str, Backlog]:
+    """Events not yet turned into deliveries and deliveries not yet acknowledged nor
+    given up, each with its oldest, for the metrics (on their partial and state
+    indexes)."""
+    with db.engine.connect() as conn:
+        events, first_event = conn.execute(_UNDISPATCHED).one()
+        pending, first_pending = conn.execute(_PENDING).one()
+    return {
+        "webhook_events": Backlog(events, first_event),
+        "webhook_deliveries": Backlog(pending, first_pending),
+    }
 
 
 def list_deliveries(

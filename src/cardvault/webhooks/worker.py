@@ -25,12 +25,13 @@ import httpx
 
 from cardvault import __version__
 from cardvault.keys.vault_keys import VaultKeys
+from cardvault.observability import labelled, metrics
 from cardvault.store.db import Database
 from cardvault.store.probe import ChangeProbe
 from cardvault.store.types import utcnow
 from cardvault.store.unavailable import log_failure
 from cardvault.webhooks.addresses import AddressPolicy, Target
-from cardvault.webhooks.deliveries import Job, Outcome, claim, fan_out, record
+from cardvault.webhooks.deliveries import FAILED, Job, Outcome, claim, fan_out, record
 from cardvault.webhooks.endpoints import signing_secrets
 from cardvault.webhooks.errors import UrlNotAllowed
 from cardvault.webhooks.signature import SIGNATURE_HEADER, signature_header
@@ -131,6 +132,8 @@ class DeliveryWorker:
             state = await asyncio.to_thread(
                 record, self._db, job.delivery_id, outcome, self._config.backoff
             )
+            if state == FAILED:
+                metrics().webhooks_given_up.inc()
             log.info(
                 "webhook %s of %s to %s: %s (%s)",
                 job.delivery_id,
@@ -155,13 +158,19 @@ class DeliveryWorker:
             async with asyncio.timeout(self._config.timeout):  # DNS lookup included
                 target = await self._policy.check(job.url)
                 status = await _post(client, target, job, secrets)
-            return Outcome(status, None if 200 <= status < 300 else f"HTTP {status}", took())
         except UrlNotAllowed as refused:
+            _failed("not_allowed")
             return Outcome(None, refused.detail[:255], took())
         except TimeoutError:
+            _failed("timeout")
             return Outcome(None, "timeout", took())
         except httpx.HTTPError as failure:
+            _failed("connection")
             return Outcome(None, f"{type(failure).__name__}"[:255], took())
+        if 200 <= status < 300:
+            return Outcome(status, None, took())
+        _failed(f"http_{status // 100}xx" if 400 <= status < 600 else "http_other")
+        return Outcome(status, f"HTTP {status}", took())
 
     def _secrets(self, job: Job) -> list[bytes]:
         cipher = self._keys.cipher(job.vault_id)  # may load the key: off the event loop
@@ -173,6 +182,12 @@ class DeliveryWorker:
             job.previous_expires_at,
             utcnow(),
         )
+
+
+def _failed(reason: str) -> None:
+    """A failed attempt in the metrics: not_allowed (the address), timeout,
+    connection, or the endpoint's answer (http_4xx, http_5xx, http_other)."""
+    labelled(metrics().webhook_failures, reason).inc()
 
 
 async def _post(client: httpx.AsyncClient, target: Target, job: Job, secrets: list[bytes]) -> int:

@@ -22,6 +22,7 @@ from cardvault.store.backend import (
     Raw,
     Sql,
 )
+from cardvault.store.pools import PoolStatus, WatchedPool, pool_status
 from cardvault.store.postgresql.driver import PsycopgDriver
 from cardvault.store.postgresql.listen import Listener as NotificationListener
 from cardvault.store.postgresql.listen import notify as pg_notify
@@ -67,6 +68,7 @@ class PostgreSQLBackend:
         # a burst waits for a connection (at most POOL_TIMEOUT, then 503).
         self.engine = create_engine(
             url,
+            poolclass=WatchedPool,  # counts waiting callers, for the metrics
             pool_size=writers,
             max_overflow=0,
             pool_pre_ping=True,
@@ -147,6 +149,9 @@ class PostgreSQLBackend:
 
     async def aclose(self) -> None:
         await self._async_readers.close()
+
+    def pools(self) -> list[PoolStatus]:
+        return [pool_status("writers", self.engine), self._async_readers.status("readers")]
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import exc
 
 from cardvault.store.backend import Params, Raw, Sql
+from cardvault.store.pools import PoolStatus
 from cardvault.store.postgresql.driver import translate
 
 
@@ -75,6 +76,14 @@ class AsyncReaders:
         self._pool, self._loop = pool, loop
         await pool.open(wait=False)
         return pool
+
+    def status(self, name: str) -> PoolStatus:
+        """The pool now, for the metrics: its size, connections in use, reads waiting."""
+        if self._pool is None:
+            return PoolStatus(name, self._size, 0, 0)
+        stats = self._pool.get_stats()
+        in_use = stats.get("pool_size", 0) - stats.get("pool_available", 0)
+        return PoolStatus(name, self._size, in_use, stats.get("requests_waiting", 0))
 
     async def close(self) -> None:
         """Close the pool, from the loop that made it."""

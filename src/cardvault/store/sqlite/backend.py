@@ -23,6 +23,7 @@ from cardvault.store.backend import (
     Sql,
     ThreadConnections,
 )
+from cardvault.store.pools import PoolStatus
 from cardvault.store.sqlite.driver import SQLiteDriver, connect_reader
 from cardvault.store.sqlite.writes import WRITER_CHECKPOINT_PAGES, WriteLock
 
@@ -95,6 +96,9 @@ class SQLiteBackend:
     @staticmethod
     def notify(conn: Connection, channel: str) -> None:
         return None  # see listen()
+
+    def pools(self) -> list[PoolStatus]:
+        return []  # writers queue on the write lock, readers have a connection each
 
     def dispose(self) -> None:
         self.engine.dispose()
