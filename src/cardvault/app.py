@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> HttpLayer:
         authenticate=authenticate,
         oauth_paths=oauth.is_oauth_path,
         fallback_name=fallback_name,
+        trusted_proxies=settings.proxy_networks,
     )
     metrics.install(layer)
     return layer

@@ -212,6 +212,14 @@ class Settings(BaseSettings):
         "private network). Any other client gets 404, as for an unknown path. Empty: "
         "nobody.",
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="Load balancers and reverse proxies whose `Forwarded` or "
+        "`X-Forwarded-For` header names the caller, comma-separated CIDRs (e.g. "
+        "`10.0.0.0/8`). The caller is the first address, read from the right, that is not "
+        "one of them: the throttles, the audit log and `/metrics` see it. Empty: the "
+        "socket's address, and the headers are ignored (anyone can send them).",
+    )
     max_webhooks_per_vault: int = Field(
         default=16,
         ge=1,
@@ -316,7 +324,7 @@ class Settings(BaseSettings):
             raise ValueError("realm must be a non-empty path segment")
         return value
 
-    @field_validator("webhook_allowed_networks", "metrics_allowed_networks")
+    @field_validator("webhook_allowed_networks", "metrics_allowed_networks", "trusted_proxies")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
         parse_networks(value)  # raises ValueError naming the bad entry
@@ -353,6 +361,11 @@ class Settings(BaseSettings):
     def metrics_networks(self) -> tuple[IpNetwork, ...]:
         """``metrics_allowed_networks`` as networks (checked at start-up)."""
         return parse_networks(self.metrics_allowed_networks)
+
+    @property
+    def proxy_networks(self) -> tuple[IpNetwork, ...]:
+        """``trusted_proxies`` as networks (checked at start-up)."""
+        return parse_networks(self.trusted_proxies)
 
     @property
     def kek_path(self) -> Path:

@@ -6,7 +6,8 @@ needs, its body and query models); a handler gets a :class:`Call` and gives back
 in this order, for every request:
 
 1. a request id (the caller's ``X-Request-Id`` when it is sane, else a new one),
-   echoed in the answer's ``X-Request-Id``;
+   echoed in the answer's ``X-Request-Id``; behind trusted proxies, the caller's
+   address becomes the one they forwarded (``web/proxies.py``);
 2. the input gate (``web/inputs.py``): encodings, sizes, strict JSON, no stray card
    number; the body is read once, here, within the route's bound;
 3. the route: the table's, else the management API and dashboard (FastAPI), which get
@@ -32,7 +33,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,9 +43,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardvault.crypto.pan import find_pan
 from cardvault.runtime import Runtime
+from cardvault.settings import IpNetwork
 from cardvault.web import inputs
 from cardvault.web.errors import MethodNotAllowed, UnsupportedMediaType, render_error
 from cardvault.web.logging import REQUEST_ID
+from cardvault.web.proxies import caller_address
 from cardvault.web.reply import Reply
 
 log = logging.getLogger(__name__)
@@ -187,6 +190,7 @@ class HttpLayer:
         authenticate: Callable[[Call], Awaitable[None]],
         oauth_paths: Callable[[str], bool],
         fallback_name: Callable[[str], str] = lambda _path: "unmatched",
+        trusted_proxies: Sequence[IpNetwork] = (),
     ) -> None:
         self.router = Router(routes)
         self.app = fallback
@@ -196,6 +200,7 @@ class HttpLayer:
         # What the observers call a path the table does not route: a name from a
         # fixed set, never the path itself.
         self._fallback_name = fallback_name
+        self._trusted_proxies = tuple(trusted_proxies)
         self.observers: list[Observer] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -205,6 +210,8 @@ class HttpLayer:
         started = time.perf_counter()
         request_id = _request_id(scope)
         REQUEST_ID.set(request_id)  # this request's task (and its threads) log it
+        if self._trusted_proxies:  # every later step (and FastAPI) sees the caller
+            _behind_proxies(scope, self._trusted_proxies)
         method: str = scope["method"]
         path: str = scope["path"]
         found = self.router.match(method, path)
@@ -312,6 +319,14 @@ class HttpLayer:
             # Answered already (FastAPI's handler rendered and logged it); the server
             # need not see it again.
         return 500 if status is None else status  # no answer at all: the server's 500
+
+
+def _behind_proxies(scope: Scope, trusted: Sequence[IpNetwork]) -> None:
+    client = scope.get("client")
+    if client:
+        caller = caller_address(client[0], scope["headers"], trusted)
+        if caller != client[0]:
+            scope["client"] = (caller, client[1])
 
 
 def _request_id(scope: Scope) -> str:
