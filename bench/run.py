@@ -79,6 +79,7 @@ VAULT_P99_MS = 50.0
 
 BACKENDS = ("sqlite", "postgresql")
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+BENCH_URL = "http://cardvault.bench"  # the public URL (token issuer) of every bench server
 # Side by side: the issue's endpoints at 2 workers and 64 connections, and the share of
 # SQLite's throughput PostgreSQL must reach on the token endpoint and the authenticated
 # GETs.
@@ -137,6 +138,9 @@ def server_env(data_dir: Path, database_url: str = "") -> dict[str, str]:
     unless ``BENCH_SQLITE_SYNCHRONOUS=normal`` asks for SQLite's faster setting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDVAULT_")}
     env["CARDVAULT_DATA_DIR"] = str(data_dir)
+    # One public URL for the servers of an installation, whatever port each listens on:
+    # the installation holds every node to the issuer it recorded first.
+    env["CARDVAULT_URL"] = BENCH_URL
     synchronous = os.environ.get("BENCH_SQLITE_SYNCHRONOUS")
     if synchronous:
         env["CARDVAULT_SQLITE_SYNCHRONOUS"] = synchronous

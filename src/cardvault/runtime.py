@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import delete
@@ -19,12 +20,20 @@ from sqlalchemy import delete
 from cardvault.accounts.services import ClientRecord, aload_client
 from cardvault.audit import AuditBuffer
 from cardvault.crypto import KeyRing, LocalFileKeyProvider, SecretHasher
-from cardvault.keys import ensure_installation_keys, load_keyring, load_pepper
+from cardvault.keys import (
+    KeyMissing,
+    ensure_installation_keys,
+    has_installation_keys,
+    load_keyring,
+    load_pepper,
+    verify_kek,
+)
 from cardvault.keys.vault_keys import VaultKeys
 from cardvault.networks.provider import Providers
 from cardvault.networks.registry import providers
 from cardvault.oauth.access_tokens import AccessTokenVerifier
 from cardvault.oauth.client_cache import ClientCache
+from cardvault.oauth.issuer import Issuer, hold_issuer
 from cardvault.oauth.throttle import FailureThrottle
 from cardvault.observability import record_pool
 from cardvault.settings import Settings
@@ -50,8 +59,11 @@ POOL_SAMPLE_INTERVAL = 1.0  # seconds between two samples of the pools for the m
 
 
 def prepare(settings: Settings) -> Database:
-    """Apply migrations and create missing installation keys; returns the database.
-    From here on, whatever the process writes in the data directory is private."""
+    """Apply migrations, check the key-encryption key against the database and create
+    missing installation keys; returns the database. Raises
+    :class:`~cardvault.keys.KeyMismatch` or :class:`~cardvault.keys.KeyMissing` (one
+    line each, for the operator) when the key is not the installation's. From here on,
+    whatever the process writes in the data directory is private."""
     secure_data_dir(settings.data_dir, settings.database_url)
     upgrade(settings.database_url)
     db = create_database(
@@ -60,8 +72,25 @@ def prepare(settings: Settings) -> Database:
         pool_size=settings.db_pool_size,
         readers=settings.db_readers,
     )
-    ensure_installation_keys(db, LocalFileKeyProvider(settings.kek_path), settings.signing_alg)
+    try:
+        kek = _installation_kek(db, settings.kek_path)
+        with db.sessions() as session:
+            verify_kek(session, kek, where=str(settings.kek_path))
+        ensure_installation_keys(db, kek, settings.signing_alg)
+    except BaseException:
+        db.dispose()
+        raise
     return db
+
+
+def _installation_kek(db: Database, path: Path) -> LocalFileKeyProvider:
+    """The key-encryption key file; a new one is made only for a database that holds
+    no keys yet (a node whose file is missing must not start with a key of its own)."""
+    if not path.exists():
+        with db.sessions() as session:
+            if has_installation_keys(session):
+                raise KeyMissing(str(path))
+    return LocalFileKeyProvider(path)
 
 
 @dataclass
@@ -86,6 +115,7 @@ class Runtime:
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
         db = prepare(settings)
+        hold_issuer(db, Issuer(settings.url, settings.realm))
         kek = LocalFileKeyProvider(settings.kek_path, create=False)
         retention = settings.key_retention
         with db.sessions() as session:

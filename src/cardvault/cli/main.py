@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.exc import IntegrityError
 
+from cardvault.cli.backups import register as register_backups
 from cardvault.cli.bulk import app as bulk_app
 from cardvault.cli.login import register as register_login
 from cardvault.cli.remote import register
@@ -32,20 +33,27 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 register(app)
 register_login(app)
+register_backups(app)
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(bulk_app, name="bulk")
 
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _init(settings: Settings) -> tuple[dict[str, object], bool]:
+def _init(settings: Settings, *, hold_issuer: bool = False) -> tuple[dict[str, object], bool]:
+    """Prepare the installation (migrations, the key-encryption key's check, keys) and
+    create its first objects once; with ``hold_issuer`` (a node about to serve), record
+    or check the installation's issuer."""
     from cardvault.accounts.bootstrap import initialize
     from cardvault.crypto import LocalFileKeyProvider, SecretHasher
     from cardvault.keys import load_pepper
+    from cardvault.oauth import issuer
     from cardvault.runtime import prepare
 
     db = prepare(settings)
     try:
+        if hold_issuer:
+            issuer.hold_issuer(db, issuer.Issuer(settings.url, settings.realm))
         kek = LocalFileKeyProvider(settings.kek_path, create=False)
         for _attempt in range(2):
             try:
@@ -115,7 +123,7 @@ def serve(
     # choice when they are forked, and a respawned worker too).
     metrics_dir = run_directory(settings.data_dir, os.getpid())
     use_directory(metrics_dir)
-    result, created = _init(settings)
+    result, created = _init(settings, hold_issuer=True)
     if created:
         _print_init(result, created)
     err.print(
@@ -160,6 +168,25 @@ def db_current() -> None:
     from cardvault.store.migrate import current
 
     current(get_settings().database_url)
+
+
+@db_app.command("set-issuer")
+def db_set_issuer() -> None:
+    """Record this configuration's issuer (CARDVAULT_URL, CARDVAULT_REALM) as the
+    installation's, when the service's public URL changes; then restart every node
+    with the new settings. Tokens issued under the old issuer stop working."""
+    from cardvault.oauth.issuer import Issuer, set_issuer
+    from cardvault.runtime import prepare
+
+    settings = get_settings()
+    db = prepare(settings)
+    try:
+        configured = Issuer(settings.url, settings.realm)
+        previous = set_issuer(db, configured)
+    finally:
+        db.dispose()
+    document = {"issuer": configured.value, "previous": previous.value if previous else None}
+    sys.stdout.write(json.dumps(document) + "\n")
 
 
 @keys_app.command("rotate")
@@ -220,6 +247,16 @@ def keys_rotate_data_key(
     sys.stdout.write(json.dumps(result) + "\n")
 
 
+def _refusals() -> tuple[type[Exception], ...]:
+    """What stops a command before it does anything, said in one line: a
+    key-encryption key that is not the installation's, a node whose issuer is not."""
+    from cardvault.crypto import KeyUnavailableError
+    from cardvault.keys import KeyMismatch, KeyMissing
+    from cardvault.oauth.issuer import IssuerMismatch
+
+    return (KeyMismatch, KeyMissing, KeyUnavailableError, IssuerMismatch)
+
+
 def main() -> None:
     from pydantic import ValidationError
 
@@ -230,3 +267,6 @@ def main() -> None:
             where = ".".join(str(p) for p in error["loc"]) or "settings"
             err.print(f"[red]configuration error[/]: CARDVAULT_{where.upper()}: {error['msg']}")
         raise SystemExit(2) from None
+    except _refusals() as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise SystemExit(1) from None

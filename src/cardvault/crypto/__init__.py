@@ -8,7 +8,7 @@ from cardvault.crypto.envelope import (
     wrap_data_key,
 )
 from cardvault.crypto.errors import CryptoError, DecryptionError, KeyUnavailableError
-from cardvault.crypto.kek import KeyProvider, LocalFileKeyProvider
+from cardvault.crypto.kek import KeyProvider, LocalFileKeyProvider, copy_key_file, same_key_file
 from cardvault.crypto.pan import (
     InvalidPan,
     Pan,
@@ -46,6 +46,7 @@ __all__ = [
     "SigningKeyMaterial",
     "TokenInvalid",
     "VaultCipher",
+    "copy_key_file",
     "find_pan",
     "generate_client_id",
     "generate_client_secret",
@@ -61,6 +62,7 @@ __all__ = [
     "new_data_key",
     "ordered_id",
     "random_id",
+    "same_key_file",
     "unwrap_data_key",
     "verify_password",
     "wrap_data_key",

@@ -6,6 +6,7 @@ An external KMS plugs in by implementing :class:`KeyProvider`.
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -65,3 +66,27 @@ class LocalFileKeyProvider:
             return self._aead.decrypt(nonce, wrapped[1 + _NONCE :], aad)
         except InvalidTag as exc:
             raise DecryptionError("wrapped value failed authentication") from exc
+
+
+def copy_key_file(source: Path, target: Path) -> None:
+    """Copy the key-encryption key file ``source`` to the new file ``target`` (0600,
+    written and synced before this returns; raises ``FileExistsError`` rather than
+    replace a file). Raises :class:`KeyUnavailableError` if ``source`` is not a key."""
+    key = LocalFileKeyProvider._load(source, create=False)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
+def same_key_file(first: Path, second: Path) -> bool:
+    """Whether two key files hold the same key (compared in constant time). Raises
+    :class:`KeyUnavailableError` if either is not a key."""
+    a = LocalFileKeyProvider._load(first, create=False)
+    b = LocalFileKeyProvider._load(second, create=False)
+    return hmac.compare_digest(a, b)

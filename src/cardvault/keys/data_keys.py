@@ -24,6 +24,7 @@ from cardvault.crypto import (
     unwrap_data_key,
     wrap_data_key,
 )
+from cardvault.keys.services import secret_aad
 from cardvault.store.changes import publish_change
 from cardvault.store.db import Database, insert_if_absent
 from cardvault.store.models import Base, Card, DataKey, Vault, WrappedSecret
@@ -130,10 +131,6 @@ def rotate_data_key(session: Session, kek: KeyProvider, vault_id: str) -> int:
     return version
 
 
-def _secret_aad(name: str) -> bytes:
-    return b"cardvault:wrapped-secret:" + name.encode()
-
-
 def _wrapped_secret(session: Session, name: str) -> bytes | None:
     return session.scalar(select(WrappedSecret.wrapped).where(WrappedSecret.name == name))
 
@@ -149,12 +146,12 @@ def fingerprint_key(session: Session, kek: KeyProvider, org_id: str) -> bytes:
     name = f"fingerprint:{org_id}"
     wrapped = _wrapped_secret(session, name)
     if wrapped is None:
-        fresh = kek.wrap(secrets.token_bytes(FINGERPRINT_KEY_BYTES), _secret_aad(name))
+        fresh = kek.wrap(secrets.token_bytes(FINGERPRINT_KEY_BYTES), secret_aad(name))
         _insert_if_absent(session, WrappedSecret, {"name": name, "wrapped": fresh})
         wrapped = _wrapped_secret(session, name)
     if wrapped is None:  # pragma: no cover - the insert above or a concurrent one exists
         raise LookupError(f"fingerprint key of {org_id} is missing")
-    key = kek.unwrap(wrapped, _secret_aad(name))
+    key = kek.unwrap(wrapped, secret_aad(name))
     if len(key) != FINGERPRINT_KEY_BYTES:
         raise DecryptionError("fingerprint key has the wrong length")
     return key

@@ -19,8 +19,13 @@ from cardvault.store.types import utcnow
 PEPPER = "client-secret-pepper"
 
 
+def secret_aad(name: str) -> bytes:
+    """The associated data of the wrapped secret ``name`` (binds the value to its name)."""
+    return b"cardvault:wrapped-secret:" + name.encode()
+
+
 def _pepper_aad() -> bytes:
-    return b"cardvault:wrapped-secret:" + PEPPER.encode()
+    return secret_aad(PEPPER)
 
 
 def ensure_installation_keys(db: Database, kek: KeyProvider, alg: str) -> None:

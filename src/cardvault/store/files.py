@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["DIR_MODE", "FILE_MODE", "private_files", "secure_data_dir"]
+__all__ = ["DIR_MODE", "FILE_MODE", "private_files", "secure_data_dir", "sqlite_path"]
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -36,13 +36,14 @@ def secure_data_dir(data_dir: Path, database_url: str = "") -> None:
             _tighten(Path(root, name), DIR_MODE)
         for name in files:
             _tighten(Path(root, name), FILE_MODE)
-    database = _sqlite_path(database_url)
+    database = sqlite_path(database_url)
     if database is not None:
         for suffix in ("", "-wal", "-shm", "-journal", ".writelock"):
             _tighten(Path(f"{database}{suffix}"), FILE_MODE)
 
 
-def _sqlite_path(url: str) -> str | None:
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite database URL; None for another database or an in-memory one."""
     if not url.startswith("sqlite") or ":///" not in url:
         return None
     path = url.split(":///", 1)[1].split("?", 1)[0]
