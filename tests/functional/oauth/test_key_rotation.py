@@ -11,7 +11,8 @@ from tests.factories import Factory
 from tests.functional.oauth.helpers import access_token, eventually, unverified, whoami
 from tests.servers import Server
 
-LIFESPAN = 10  # seconds; retired keys stay published for this long (+ leeway)
+LIFESPAN = 20  # seconds; retired keys stay published for this long (+ leeway): the
+# tokens signed before the rotation must outlive its DELAY on a loaded machine
 DELAY = 5  # long enough to see the new key published but unused, even on a loaded machine
 
 
