@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,18 @@ def parse_networks(value: str) -> tuple[IpNetwork, ...]:
     """``"127.0.0.0/8, ::1"`` → networks; raises ValueError naming a bad entry."""
     items = [item.strip() for item in value.split(",") if item.strip()]
     return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+
+
+def in_networks(address: str, networks: Sequence[IpNetwork]) -> bool:
+    """Whether ``address`` (an IPv4-mapped IPv6 address as its IPv4 one) is in one of
+    ``networks``; an address that does not parse is in none."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
 
 
 class Settings(BaseSettings):

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import ipaddress
 import logging
-from collections.abc import Sequence
 
 from prometheus_client import Counter, Histogram
 
@@ -33,7 +31,7 @@ from cardvault.observability import (
 )
 from cardvault.problems import NotFound
 from cardvault.runtime import Runtime
-from cardvault.settings import IpNetwork, Settings
+from cardvault.settings import Settings, in_networks
 from cardvault.store.unavailable import log_failure
 from cardvault.web.http import Call, HttpLayer, Route
 from cardvault.web.reply import Reply
@@ -92,25 +90,13 @@ def routes(settings: Settings) -> list[Route]:
 
     def metrics(call: Call) -> Reply:
         """The Prometheus metrics of this node (text exposition format)."""
-        if not allowed(networks, call.source_ip):
+        if not in_networks(call.source_ip, networks):
             raise NotFound("Not Found")  # as an unknown path answers
         body = exposition([Snapshot(_scrape(call.runtime), dt.datetime.now(dt.UTC))])
         headers = [(b"content-type", CONTENT_TYPE.encode()), (b"cache-control", b"no-store")]
         return Reply(200, body, headers)
 
     return [Route("GET", PATH, metrics, bearer=False, vault=False, document=False)]
-
-
-def allowed(networks: Sequence[IpNetwork], source_ip: str) -> bool:
-    """Whether ``source_ip`` (an IPv4-mapped IPv6 address as its IPv4 one) is in one of
-    ``networks``; an address that does not parse is in none."""
-    try:
-        address = ipaddress.ip_address(source_ip)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
 
 
 def _scrape(runtime: Runtime) -> dict[str, Backlog]:

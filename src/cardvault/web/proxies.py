@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from cardvault.settings import IpNetwork
+from cardvault.settings import IpNetwork, in_networks
 
 __all__ = ["MAX_HOPS", "caller_address"]
 
@@ -27,7 +27,7 @@ def caller_address(
 ) -> str:
     """The caller's address: ``peer`` (the socket's), or the address the trusted
     proxies in front of it forwarded."""
-    if not _is_trusted(peer, trusted):
+    if not in_networks(peer, trusted):
         return peer
     chain = _forwarded_chain(headers)
     caller = peer
@@ -36,7 +36,7 @@ def caller_address(
         if address is None:  # not an address (obfuscated, "unknown", garbage): stop
             break
         caller = address
-        if not _is_trusted(address, trusted):
+        if not in_networks(address, trusted):
             break
     return caller
 
@@ -75,15 +75,3 @@ def _address(node: str) -> str | None:
         return str(ipaddress.ip_address(node))
     except ValueError:
         return None
-
-
-def _is_trusted(address: str, trusted: Sequence[IpNetwork]) -> bool:
-    if not trusted:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in trusted)

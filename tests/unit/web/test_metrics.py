@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cardvault.app import fallback_name, route_table
-from cardvault.settings import Settings, parse_networks
+from cardvault.settings import Settings, in_networks, parse_networks
 from cardvault.web import metrics as web_metrics
 
 FALLBACK_NAMES = {"dashboard", "docs", "healthz", "readyz", "unmatched"}
@@ -41,16 +41,16 @@ def test_requests_make_one_series_per_route_and_status() -> None:
 
 def test_only_the_allowed_networks_may_read() -> None:
     networks = parse_networks(Settings().metrics_allowed_networks)
-    assert web_metrics.allowed(networks, "127.0.0.1")
-    assert web_metrics.allowed(networks, "::1")
-    assert web_metrics.allowed(networks, "::ffff:127.0.0.1")  # IPv4 mapped
-    assert not web_metrics.allowed(networks, "127.0.0.2")
-    assert not web_metrics.allowed(networks, "10.0.0.1")
-    assert not web_metrics.allowed(networks, "unknown")
-    assert not web_metrics.allowed((), "127.0.0.1")
+    assert in_networks("127.0.0.1", networks)
+    assert in_networks("::1", networks)
+    assert in_networks("::ffff:127.0.0.1", networks)  # IPv4 mapped
+    assert not in_networks("127.0.0.2", networks)
+    assert not in_networks("10.0.0.1", networks)
+    assert not in_networks("unknown", networks)
+    assert not in_networks("127.0.0.1", ())
     private = parse_networks("10.0.0.0/8")
-    assert web_metrics.allowed(private, "10.20.30.40")
-    assert not web_metrics.allowed(private, "127.0.0.1")
+    assert in_networks("10.20.30.40", private)
+    assert not in_networks("127.0.0.1", private)
 
 
 def test_metrics_is_not_in_the_document_and_needs_no_token(tmp_path: Path) -> None:
