@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from deploy.balancer import Nginx
 
+from deploy.balancer import Nginx
 from tests.conftest import Databases, assert_no_secrets
 from tests.factories import Client, Factory
 from tests.servers import Server, free_port
