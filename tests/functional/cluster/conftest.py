@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from deploy.balancer import Nginx
+from tests import hygiene
 from tests.conftest import Databases, assert_no_secrets
 from tests.factories import Client, Factory
 from tests.servers import Server, free_port
@@ -27,6 +28,19 @@ class Cluster:
     @property
     def url(self) -> str:
         return self.balancer.url
+
+    @property
+    def front(self) -> Server:
+        """The balancer seen as a server (never started): for the suite's helpers that
+        take a Server, so that they go through nginx."""
+        first = self.nodes[0]
+        return Server(
+            data_dir=first.data_dir,
+            database_url=first.database_url,
+            port=self.balancer.port,
+            settings=first.settings,
+            init=first.init,
+        )
 
     @property
     def issuer(self) -> str:
@@ -94,3 +108,6 @@ def cluster(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> I
             node.stop()
     for node in nodes:
         assert_no_secrets(node)
+    if balancer is not None:  # nginx's logs and temporary files: no card number either
+        leaks = hygiene.leaks(balancer.run_dir, database_url="")
+        assert not leaks, "sensitive values in clear in nginx's files:\n" + "\n".join(leaks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import string
 import threading
 import time
@@ -20,6 +21,7 @@ import jwt
 import pytest
 
 from cardvault.crypto.pan import luhn_check_digit
+from tests.functional.bulk.helpers import Bulk, csv_text
 from tests.functional.cluster.conftest import Cluster
 from tests.functional.feeds.cluster import worker_lines
 
@@ -55,6 +57,14 @@ def test_a_token_from_the_balancer_works_on_every_worker_of_every_node(cluster: 
     direct = cluster.token(client, base=cluster.nodes[-1].url)
     assert jwt.decode(direct, options={"verify_signature": False})["iss"] == cluster.issuer
     assert httpx.get(f"{cluster.url}/whoami", headers=_bearer(direct)).status_code == 200
+
+
+def test_the_balancer_passes_the_request_id_and_makes_one(cluster: Cluster) -> None:
+    given = httpx.get(f"{cluster.url}/healthz", headers={"X-Request-Id": "trace-42.a"})
+    assert given.headers["x-request-id"] == "trace-42.a"
+    made = httpx.get(f"{cluster.url}/healthz").headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made), made  # nginx's $request_id, kept by the node
+    assert f"id={made}" in (cluster.balancer.run_dir / "access.log").read_text()
 
 
 @dataclass
@@ -210,3 +220,15 @@ def test_a_node_killed_mid_traffic_loses_no_acknowledged_write(cluster: Cluster)
     # What a crash may cost: only requests that were in flight on the dead node
     # (nginx hands a cut GET, or POST with an Idempotency-Key, to the other node).
     assert not load.failures, load.failures[:10]
+
+
+def test_a_bulk_file_streams_through_the_balancer_and_its_job_finishes(cluster: Cluster) -> None:
+    bulk = Bulk(
+        cluster.front,
+        cluster.factory,
+        scopes=["cards:write", "network-tokens:write", "network-tokens:read"],
+    )
+    rows = [(_pan(), 7, NEXT_YEAR) for _ in range(40)]
+    job, results = bulk.run(csv_text(["pan", "exp_month", "exp_year"], rows))
+    assert job["state"] == "completed", job
+    assert [line[2] for line in results[1:]] == ["ACTIVE"] * len(rows)
