@@ -18,10 +18,11 @@ serve: $(STAMP)
 	$(BIN)/cardvault serve
 
 ## Three nodes (2 workers each) on PostgreSQL (127.0.0.1:5432) behind nginx on
-## 127.0.0.1:8080, until Ctrl-C (deploy/, docs/operations.md "Running several nodes")
+## 127.0.0.1:8080, until Ctrl-C (deploy/, docs/operations.md "Running several nodes");
+## options: make cluster CLUSTER_ARGS="--nodes 2 --port 9000" (python -m deploy.cluster -h)
 cluster: $(STAMP)
 	@command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light)
-	$(BIN)/python -m deploy.cluster
+	$(BIN)/python -m deploy.cluster $(CLUSTER_ARGS)
 
 ## Run the whole suite (SQLite and PostgreSQL; browser tests in headless Chromium)
 test: $(STAMP)

@@ -34,14 +34,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def ensure_database(admin_url: str, name: str) -> str:
-    """``name`` on the PostgreSQL of ``admin_url``, created when missing; its URL."""
+def ensure_database(admin_url: str, name: str, kek: Path) -> str:
+    """``name`` on the PostgreSQL of ``admin_url``, created when missing; its URL. An
+    existing, initialized database needs the key-encryption key it was made with."""
+    base = admin_url.rsplit("/", 1)[0]
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    return f"{base}/{name}"
+    if exists is not None and not kek.exists():
+        with psycopg.connect(f"{base}/{name}") as conn:
+            used = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()
+        if used is not None and used[0]:
+            raise SystemExit(
+                f"database {name} was initialized with another key-encryption key (not in "
+                f"{kek.parent.parent}): use the --dir it was made with, another --database, "
+                f"or drop it (dropdb -h 127.0.0.1 -U postgres {name})"
+            )
+    return f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
 
 
 class Node:
@@ -106,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.dir.resolve()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     public_url = f"http://127.0.0.1:{args.port}"
-    database_url = ensure_database(args.postgres, args.database)
+    database_url = ensure_database(args.postgres, args.database, root / "node0" / "kek.key")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDVAULT_")}
     env.update(CARDVAULT_DATABASE_URL=database_url, CARDVAULT_URL=public_url)
     env.update({k: v for k, v in os.environ.items() if k.startswith("CARDVAULT_DB_")})
