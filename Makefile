@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install serve test test-fast fuzz bench docs lint clean
+.PHONY: install serve cluster test test-fast fuzz bench docs lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,17 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/cardvault serve
 
+## Three nodes (2 workers each) on PostgreSQL (127.0.0.1:5432) behind nginx on
+## 127.0.0.1:8080, until Ctrl-C (deploy/, docs/operations.md "Running several nodes");
+## options: make cluster CLUSTER_ARGS="--nodes 2 --port 9000" (python -m deploy.cluster -h)
+cluster: $(STAMP)
+	@command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light)
+	$(BIN)/python -m deploy.cluster $(CLUSTER_ARGS)
+
 ## Run the whole suite (SQLite and PostgreSQL; browser tests in headless Chromium)
 test: $(STAMP)
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	@command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light)
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## Fuzz every API, management and OAuth route for 10 minutes (SQLite and PostgreSQL):
@@ -40,10 +48,10 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench docs
-	$(BIN)/ruff format --check src tests bench docs
+	$(BIN)/ruff check src tests bench docs deploy
+	$(BIN)/ruff format --check src tests bench docs deploy
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
 clean:
-	rm -rf $(VENV) .cardvault .pytest_cache .mypy_cache .ruff_cache site
+	rm -rf $(VENV) .cardvault .cardvault-cluster .pytest_cache .mypy_cache .ruff_cache site
