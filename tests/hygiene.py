@@ -29,7 +29,7 @@ import httpx
 import psycopg
 import pytest
 
-from cardvault.crypto.pan import MAX_LENGTH, MIN_LENGTH, pans_in
+from cardvault.crypto.pan import MAX_LENGTH, MIN_LENGTH, UUID, pans_in
 
 PAN, CVC, CLIENT_SECRET, WEBHOOK_SECRET, PASSWORD = (
     "card number",
@@ -69,8 +69,9 @@ class Used:
     cvcs: set[bytes] = field(default_factory=set)
 
     def text(self, text: str) -> None:
-        """Card numbers and secrets written anywhere in ``text``."""
-        for _written, pan in pans_in(text):
+        """Card numbers and secrets written anywhere in ``text`` (a UUID, such as an
+        ``Idempotency-Key``, is an identifier whatever its digits: the service keeps it)."""
+        for _written, pan in pans_in(UUID.sub("-", text)):
             self.digits[pan.reveal().encode()] = pan.masked
         for token in SECRET_TOKEN.findall(text):
             self.secret(_kind_of_secret(token), token)

@@ -173,6 +173,20 @@ def find_pan(text: str) -> Pan | None:
     return None
 
 
+# An RFC 9562 UUID as clients write one (8-4-4-4-12 hex digits, a version and the
+# variant): about one in two hundred random ones has hex groups that are all digits and
+# join into a Luhn-valid run.
+UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.IGNORECASE
+)
+
+
+def find_pan_in_identifier(text: str) -> Pan | None:
+    """:func:`find_pan` for an identifier a client chose (an ``Idempotency-Key``, an
+    ``X-Request-Id``): a UUID is an identifier whatever its digits, never a card number."""
+    return None if UUID.fullmatch(text) else find_pan(text)
+
+
 def pans_in(text: str) -> Iterator[tuple[str, Pan]]:
     """Every card number :func:`find_pan` sees in ``text``, left to right, each with
     the text it is written as there (with its spaces and dashes)."""

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cardvault.crypto.pan import find_pan
+from cardvault.crypto.pan import find_pan_in_identifier
 from cardvault.runtime import Runtime
 from cardvault.settings import IpNetwork
 from cardvault.web import inputs
@@ -333,7 +333,7 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             text: str = value.decode("latin-1")
-            if _REQUEST_ID.fullmatch(text) and find_pan(text) is None:
+            if _REQUEST_ID.fullmatch(text) and find_pan_in_identifier(text) is None:
                 return text  # sane, and no card number: it is echoed and logged
             break
     return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"

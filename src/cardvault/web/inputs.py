@@ -30,7 +30,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.types import Receive, Scope
 
-from cardvault.crypto.pan import find_pan, mask_pans
+from cardvault.crypto.pan import find_pan, find_pan_in_identifier, mask_pans
 
 MAX_PATH = 2048  # characters, once percent-decoded
 MAX_SEGMENT = 256
@@ -195,7 +195,7 @@ def _check_idempotency_key(value: bytes) -> None:
             f"Idempotency-Key: 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters",
             source,
         )
-    pan = find_pan(value.decode("ascii"))
+    pan = find_pan_in_identifier(value.decode("ascii"))
     if pan is not None:
         raise _pan_refusal("Idempotency-Key", pan.masked, source)
 

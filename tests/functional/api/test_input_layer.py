@@ -8,12 +8,14 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from cardvault.crypto.pan import find_pan
 from cardvault.store.paging import KEY_LABEL, MAC_SIZE
 from tests.factories import Client, Factory
 from tests.functional.api.test_cards import random_pan
@@ -300,6 +302,20 @@ def test_a_card_number_as_idempotency_key_is_422_masked(vault: Caller) -> None:
         assert MASKED in error["detail"] and error["source"] == {"header": "Idempotency-Key"}
     response = vault.call("POST", "/cards", json=card(), headers={"Idempotency-Key": "k" * 256})
     refused(response, 422, "invalid-format")
+
+
+def test_a_uuid_idempotency_key_is_a_key_whatever_its_digits(vault: Caller) -> None:
+    """About one random UUID in two hundred has groups of digits only that join into a
+    Luhn-valid run; clients send UUIDs as keys, and a UUID is never a card number."""
+    uuids = (str(uuid.uuid4()) for _ in range(100_000))
+    looks_like_a_card = [key for key in uuids if find_pan(key) is not None][:3]
+    assert looks_like_a_card
+    for key in looks_like_a_card:
+        body = card()
+        first = vault.call("POST", "/cards", json=body, headers={"Idempotency-Key": key})
+        again = vault.call("POST", "/cards", json=body, headers={"Idempotency-Key": key})
+        assert first.status_code == 201, first.text
+        assert (again.status_code, again.json()) == (201, first.json())  # replayed
 
 
 def test_a_card_number_in_an_oauth_form_is_invalid_request_masked(server: Server) -> None:

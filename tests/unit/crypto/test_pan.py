@@ -16,6 +16,7 @@ from cardvault.crypto import (
     luhn_valid,
     mask_pans,
 )
+from cardvault.crypto.pan import find_pan_in_identifier
 
 TEST_PANS = [
     "4242424242424242",  # Visa
@@ -218,3 +219,13 @@ def test_looks_like_pan_is_the_whole_value_rule() -> None:
     assert looks_like_pan("4242-4242 4242-4242")
     assert not looks_like_pan("card 4242424242424242")
     assert not looks_like_pan("4242²4242424242424")
+
+
+def test_a_uuid_is_an_identifier_not_a_card_number() -> None:
+    looks_like_a_card = "16530222-9258-44f7-af41-0ec38361a360"  # a random UUID v4
+    assert find_pan(looks_like_a_card) is not None
+    assert find_pan_in_identifier(looks_like_a_card) is None
+    assert find_pan_in_identifier(looks_like_a_card.upper()) is None
+    # Anything else is looked at as a whole, as find_pan does.
+    assert find_pan_in_identifier("4242-4242-4242-4242") is not None
+    assert find_pan_in_identifier(f"key-{looks_like_a_card}") is not None
