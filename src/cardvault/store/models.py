@@ -268,6 +268,8 @@ class NetworkToken(Base):
     __tablename__ = "network_tokens"
     __table_args__ = (
         Index("ix_network_tokens_vault_created", "vault_id", "created_at", "id"),
+        # GET /network-tokens/{pan_alias}: one index answers the alias within a vault.
+        Index("ix_network_tokens_alias_vault", "pan_alias", "vault_id"),
         # The settling worker looks for PENDING tokens twice a second: without this it
         # would read every token of every vault each time.
         Index(
@@ -283,7 +285,7 @@ class NetworkToken(Base):
     org_id: Mapped[str] = mapped_column(String(40))
     card_id: Mapped[str] = mapped_column(ForeignKey("cards.id"), index=True)
     live_card_id: Mapped[str | None] = mapped_column(String(40), unique=True)
-    pan_alias: Mapped[str] = mapped_column(String(40), index=True)
+    pan_alias: Mapped[str] = mapped_column(String(40))
     network: Mapped[str] = mapped_column(String(16))
     provider_id: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))
