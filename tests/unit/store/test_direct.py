@@ -192,15 +192,6 @@ def test_a_bound_duplicate_is_sqlalchemys_integrity_error_without_the_values(db:
     assert "4242424242424242" not in repr(add_org.bind(db, [org]))
 
 
-@pytest.fixture
-def pg(databases: Databases) -> Iterator[Database]:
-    url = databases.url("postgresql")
-    upgrade(url)
-    database = create_database(url)
-    yield database
-    database.dispose()
-
-
 def test_postgresql_prepares_the_loop_readers_statements(pg: Database) -> None:
     """Reads from the event loop run on an asynchronous reader, which has the server
     prepare them: what runs again sends only the statement's name and parameters."""

@@ -89,15 +89,6 @@ def test_a_failed_commit_fails_every_write_of_the_batch(databases: Databases) ->
         db.dispose()
 
 
-@pytest.fixture
-def sqlite_db(databases: Databases) -> Iterator[Database]:
-    url = databases.url("sqlite")
-    upgrade(url)
-    database = create_database(url)
-    yield database
-    database.dispose()
-
-
 def test_the_loop_keeps_serving_while_another_writer_holds_the_lock(sqlite_db: Database) -> None:
     """Another process (here: a thread) holds the write lock: the write waits for it
     without freezing the event loop, and writes queued meanwhile join its batch."""
@@ -151,15 +142,6 @@ def test_a_loop_stopped_while_waiting_for_the_lock_gives_it_back(sqlite_db: Data
     assert _names(db) == set()
 
 
-@pytest.fixture
-def pg_db(databases: Databases) -> Iterator[Database]:
-    url = databases.url("postgresql")
-    upgrade(url)
-    database = create_database(url)
-    yield database
-    database.dispose()
-
-
 def _rename(org_id: str, name: str) -> object:
     def write(conn: Connection) -> str:
         conn.execute(update(ORGS).where(ORGS.c.id == org_id).values(name=name))
@@ -168,11 +150,11 @@ def _rename(org_id: str, name: str) -> object:
     return write
 
 
-def test_a_write_that_deadlocks_with_another_node_is_run_again(pg_db: Database) -> None:
+def test_a_write_that_deadlocks_with_another_node_is_run_again(pg: Database) -> None:
     """PostgreSQL gives up a batch's write that deadlocked with another node's
     transaction (here: a connection of the test's): the write is run again, alone,
     once that transaction is done, and its caller never sees the conflict."""
-    db = pg_db
+    db = pg
     asyncio.run(_together(GroupCommit(db), _add("org_1"), _add("org_2")))
     url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     other = psycopg.connect(url)

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import insert
 
 from cardvault.network_tokens.services import TOKEN_BY_ALIAS
-from cardvault.store import Database, create_database, upgrade
+from cardvault.store import Database
 from cardvault.store.models import Base
 from cardvault.store.records import CARDS, TOKENS
 from cardvault.store.types import utcnow
-from tests.conftest import Databases
 
 TOKENS_IN_VAULT = 3000
-
-
-@pytest.fixture
-def pg(databases: Databases) -> Iterator[Database]:
-    url = databases.url("postgresql")
-    upgrade(url)
-    db = create_database(url)
-    yield db
-    db.dispose()
 
 
 def _plan(db: Database, params: dict[str, str]) -> str:
