@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 
+from cardvault.store import Database, create_database, upgrade
 from tests import hygiene
 from tests.factories import Factory
 from tests.hygiene import collect_used_values  # noqa: F401 (the session watches every test)
@@ -58,6 +59,16 @@ class Databases:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             for name in self.created:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrated(databases: Databases, backend: str) -> Iterator[Database]:
+    """A new database of ``backend`` at the latest revision, disposed of afterwards
+    (``yield from`` it in a fixture)."""
+    url = databases.url(backend)
+    upgrade(url)
+    database = create_database(url)
+    yield database
+    database.dispose()
 
 
 @pytest.fixture(scope="session")

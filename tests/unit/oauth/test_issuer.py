@@ -14,33 +14,23 @@ from cardvault.oauth.issuer import (
     recorded_issuer,
     set_issuer,
 )
-from cardvault.store import Database, create_database, upgrade
-from tests.conftest import Databases
+from cardvault.store import Database
+from tests.conftest import Databases, migrated
 
 A = Issuer("https://vault.example.com", "cardvault")
 B = Issuer("http://10.0.0.7:8000", "cardvault")
 
 
-def _database(databases: Databases, backend: str) -> Iterator[Database]:
-    """A database of this schema, with no issuer recorded: a new installation, or one
-    upgraded from a version that recorded none."""
-    url = databases.url(backend)
-    upgrade(url)
-    database = create_database(url)
-    yield database
-    database.dispose()
-
-
 @pytest.fixture
 def db(databases: Databases) -> Iterator[Database]:
     """PostgreSQL, the database several machines share."""
-    yield from _database(databases, "postgresql")
+    yield from migrated(databases, "postgresql")
 
 
 def test_a_sqlite_installation_moves_with_its_only_machine(databases: Databases) -> None:
     """A SQLite file is one machine's: a node started with another URL is the
     service moving (a new port, say), not a node that disagrees with the others."""
-    for sqlite in _database(databases, "sqlite"):
+    for sqlite in migrated(databases, "sqlite"):
         hold_issuer(sqlite, A)
         hold_issuer(sqlite, B)
         assert recorded_issuer(sqlite) == B
